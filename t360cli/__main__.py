@@ -1,0 +1,3 @@
+from t360cli.cli import main
+
+main()

@@ -1,0 +1,82 @@
+"""Track360 facts from the API guide (Forex edition), as data.
+
+This is the only module the sandbox shares with the client.
+"""
+
+from __future__ import annotations
+
+KINDS = ("customers", "activities")
+
+ENDPOINTS = {
+    "customers": "/tracking/events/customers",
+    "activities": "/tracking/events/activities",
+}
+
+# The id field is spelled differently on the two endpoints (guide sections 6 and 7).
+ID_FIELD = {"customers": "customerId", "activities": "customerid"}
+
+REQUIRED = {
+    "customers": ("customerId",),
+    "activities": ("customerid", "eventname"),
+}
+
+# Fields the guide names, in the guide's order, with their type.
+FIELDS = {
+    "customers": {
+        "customerId": "string",
+        "regtime": "datetime",
+        "country": "string",
+        "firstName": "string",
+        "lastName": "string",
+        "tracking_data": "string",
+    },
+    "activities": {
+        "eventname": "string",
+        "customerid": "string",
+        "eventid": "string",
+        "createtime": "datetime",
+        "Value": "decimal",
+        "Currency": "string",
+    },
+}
+
+# Fields whose type t360 enforces even when the mapping names none.
+DEFAULT_TYPES = {
+    "customers": {"regtime": "datetime"},
+    "activities": {"createtime": "datetime", "Value": "decimal"},
+}
+
+TRACKING_DATA_MAX = 50
+
+# KPI names the Forex guide uses (sections 7 and 8).
+FOREX_KPIS = ("Deposit", "Withdrawal", "Lots", "Volume", "Rebate", "DailyStats")
+PRODUCT_LINES = ("FX", "CFD", "Metals", "Crypto")
+
+# Column-name synonyms for `t360 mapping init`, matched after folding case,
+# spaces, underscores, dashes and dots away.
+SYNONYMS = {
+    "customers": {
+        "customerId": ["customerid", "customer", "accountid", "account", "clientid", "client",
+                       "login", "userid", "traderid", "accountno", "accountnumber", "id"],
+        "regtime": ["regtime", "registrationdate", "registrationtime", "registered",
+                    "registeredat", "signupdate", "createdat", "created", "regdate"],
+        "country": ["country", "countrycode", "countryiso", "nationality"],
+        "firstName": ["firstname", "first", "givenname", "name"],
+        "lastName": ["lastname", "last", "surname", "familyname"],
+        "tracking_data": ["trackingdata", "tracking", "tracker", "campaign", "tag",
+                          "affiliatetag", "clickid", "subid", "btag"],
+    },
+    "activities": {
+        "customerid": ["customerid", "customer", "accountid", "account", "clientid", "client",
+                       "login", "userid", "traderid", "accountno", "accountnumber"],
+        "eventname": ["eventname", "event", "type", "transactiontype", "kpi", "eventtype"],
+        "eventid": ["eventid", "transactionid", "txnid", "txid", "ticket", "dealid", "orderid",
+                    "reference", "ref", "id"],
+        "createtime": ["createtime", "date", "time", "datetime", "timestamp", "transactiondate",
+                       "tradedate", "createdat", "created", "closetime", "opentime"],
+        "Value": ["value", "amount", "sum", "total"],
+        "Currency": ["currency", "ccy", "cur", "curr", "currencycode"],
+    },
+}
+
+SANDBOX_STATS_PATH = "/sandbox/stats"
