@@ -1,0 +1,134 @@
+"""Cut the stream of records into request bodies, by record count and by bytes.
+
+Batches depend only on the sequence of records, never on how the input was chunked,
+so a rerun or `replay` rebuilds exactly the same bodies (same SHA-256).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from t360cli.encode import buffer_of
+
+
+@dataclass
+class Origin:
+    """Where a batch's records came from, to write rejects the server causes."""
+
+    chunk: Any  # readers.Chunk
+    pos: np.ndarray  # row position in the chunk, per record
+
+
+@dataclass
+class Batch:
+    index: int
+    body: bytes
+    n: int
+    sha256: str
+    starts: np.ndarray  # byte offset of each record in body, plus the end
+    files: np.ndarray  # source file index per record
+    lines: np.ndarray  # source line per record
+    ids: frozenset[int] = frozenset()  # customers: hashed customerIds (delivery order)
+    origins: list[tuple[int, Origin]] = field(default_factory=list)  # (first record, origin)
+
+    def part(self, lo: int, hi: int) -> bytes:
+        """The JSON array body of records lo..hi-1."""
+        if lo == 0 and hi == self.n:
+            return self.body
+        return b"[" + self.body[self.starts[lo] : self.starts[hi] - 1] + b"]"
+
+    def row_spans(self) -> list[list[int]]:
+        """[[file, first line, last line], ...] for the progress log."""
+        spans: list[list[int]] = []
+        for f in np.unique(self.files):
+            lines = self.lines[self.files == f]
+            spans.append([int(f), int(lines.min()), int(lines.max())])
+        return spans
+
+    def origin_of(self, record: int) -> tuple[Any, int]:
+        """(chunk, row position) of one record."""
+        for first, origin in reversed(self.origins):
+            if record >= first:
+                return origin.chunk, int(origin.pos[record - first])
+        raise IndexError(record)
+
+
+@dataclass
+class Piece:
+    """A run of encoded records from one chunk, with their provenance."""
+
+    records: pa.Array  # JSON text per record, each followed by ","
+    files: np.ndarray
+    lines: np.ndarray
+    ids: np.ndarray  # uint64 per record (customers) or empty
+    origin: Origin | None = None
+
+
+class Batcher:
+    """Accumulates pieces; yields full batches; `flush()` yields the last one."""
+
+    def __init__(self, batch_size: int, max_bytes: int) -> None:
+        self.batch_size = batch_size
+        self.max_bytes = max_bytes
+        self.index = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.parts: list[bytes] = []
+        self.sizes: list[np.ndarray] = []
+        self.meta: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.origins: list[tuple[int, Origin]] = []
+        self.n = 0
+        self.nbytes = 2  # the brackets
+
+    def add(self, piece: Piece) -> Iterator[Batch]:
+        offs, data = buffer_of(piece.records)
+        sizes = np.diff(offs).astype(np.int64)
+        cum = np.concatenate([[0], np.cumsum(sizes)])
+        pos, total = 0, len(sizes)
+        while pos < total:
+            room = self.max_bytes - self.nbytes + 1  # the last comma is dropped
+            fit = int(np.searchsorted(cum, cum[pos] + room, side="right")) - 1 - pos
+            k = min(self.batch_size - self.n, fit, total - pos)
+            if k <= 0 and self.n == 0:
+                k = 1  # a record larger than max_bytes travels alone
+            if k <= 0:
+                yield self._emit()
+                continue
+            self._take(piece, data, offs, sizes, pos, k)
+            pos += k
+            if self.n >= self.batch_size or (pos < total and self.nbytes + sizes[pos] - 1 > self.max_bytes):
+                yield self._emit()
+
+    def _take(self, piece: Piece, data: memoryview, offs: np.ndarray,
+              sizes: np.ndarray, pos: int, k: int) -> None:
+        self.parts.append(bytes(data[offs[pos] : offs[pos + k]]))
+        self.sizes.append(sizes[pos : pos + k])
+        ids = piece.ids[pos : pos + k] if len(piece.ids) else piece.ids
+        self.meta.append((piece.files[pos : pos + k], piece.lines[pos : pos + k], ids))
+        if piece.origin is not None:
+            self.origins.append((self.n, Origin(piece.origin.chunk, piece.origin.pos[pos : pos + k])))
+        self.n += k
+        self.nbytes += int(sizes[pos : pos + k].sum())
+
+    def _emit(self) -> Batch:
+        body = b"[" + b"".join(self.parts)[:-1] + b"]"
+        starts = np.concatenate([[1], 1 + np.cumsum(np.concatenate(self.sizes))])
+        files = np.concatenate([m[0] for m in self.meta])
+        lines = np.concatenate([m[1] for m in self.meta])
+        ids = np.concatenate([m[2] for m in self.meta])
+        batch = Batch(self.index, body, self.n, hashlib.sha256(body).hexdigest(), starts,
+                      files, lines, frozenset(ids.tolist()), self.origins)
+        self.index += 1
+        self._reset()
+        return batch
+
+    def flush(self) -> Iterator[Batch]:
+        if self.n:
+            yield self._emit()

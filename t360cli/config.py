@@ -1,0 +1,151 @@
+"""Settings resolved once: command line, then environment, then config file, then default.
+
+Each value remembers where it came from (`--verbose` prints it). All invalid keys of a
+config file are reported in one message.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from t360cli.errors import UsageError
+
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+ENV = {"base_url": "T360_BASE_URL", "state_dir": "T360_STATE_DIR"}
+
+
+@dataclass
+class Settings:
+    base_url: str | None = None
+    api_key_env: str = "T360_API_KEY"
+    api_key_file: str | None = None
+    batch_size: int = 500
+    max_batch_bytes: int = 1_000_000
+    concurrency: int = 4
+    rate_limit: float | None = None
+    timeout_s: float = 30.0
+    max_attempts: int = 8
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 60.0
+    state_dir: str = ".t360"
+    allow_insecure_http: bool = False
+    config_path: str | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def api_key(self) -> str:
+        """The key from api_key_file or the environment; never printed anywhere."""
+        if self.api_key_file:
+            try:
+                key = Path(self.api_key_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise UsageError(f"cannot read api_key_file {self.api_key_file}: {exc.strerror}.") from None
+            if not key:
+                raise UsageError(f"api_key_file {self.api_key_file} is empty.")
+            return key
+        key = os.environ.get(self.api_key_env, "").strip()
+        if not key:
+            raise UsageError(f"no API key: ${self.api_key_env} is not set.",
+                             f"Export {self.api_key_env}=... or set api_key_file in the config.")
+        return key
+
+    def key_hint(self) -> str:
+        return f"api_key_file {self.api_key_file}" if self.api_key_file else f"${self.api_key_env}"
+
+    def check_url(self) -> list[str]:
+        """Refuse plain http to a remote host; returns warnings."""
+        if not self.base_url:
+            raise UsageError("no base URL.", "Pass --base-url, set $T360_BASE_URL or base_url in the config.")
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UsageError(f"base URL '{self.base_url}' is not an http(s) URL.")
+        if parts.scheme == "http" and parts.hostname not in LOCAL_HOSTS:
+            if not self.allow_insecure_http:
+                raise UsageError(f"refusing plain http to {parts.hostname}: the API key would travel unencrypted.",
+                                 "Use https, or set allow_insecure_http: true in the config.")
+            return [f"warning: sending the API key over plain http to {parts.hostname}."]
+        return []
+
+
+def host_of(url: str | None) -> str:
+    """host[:port] of a URL ("" without one): what the progress log remembers."""
+    parts = urlsplit(url or "")
+    if not parts.hostname:
+        return ""
+    return parts.hostname + (f":{parts.port}" if parts.port else "")
+
+
+_KEYS = {f.name for f in fields(Settings)} - {"config_path", "sources", "max_attempts",
+                                               "backoff_initial_s", "backoff_max_s"}
+_RETRY_KEYS = {"max_attempts", "backoff_initial_s", "backoff_max_s"}
+
+
+def _coerce(name: str, value: Any, problems: list[str]) -> Any:
+    default = getattr(Settings, name)
+    if value is None:
+        if name in ("rate_limit", "api_key_file", "base_url"):
+            return None
+        problems.append(f"• {name}: must not be empty")
+        return default
+    kind = {int: int, float: float, bool: bool}.get(type(default), str)
+    if name == "rate_limit":
+        kind = float
+    try:
+        if kind is bool and not isinstance(value, bool):
+            raise ValueError
+        out = kind(value)
+    except (TypeError, ValueError):
+        problems.append(f"• {name}: must be {kind.__name__}, not {value!r}")
+        return default
+    if kind in (int, float) and out <= 0 and name != "rate_limit" or (name == "rate_limit" and out <= 0):
+        problems.append(f"• {name}: must be > 0")
+    return out
+
+
+def _file_values(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise UsageError(f"cannot read the config {path}: {exc.strerror}.") from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"config {path} is not valid YAML: {exc}.") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"config {path} must be a YAML map of settings.")
+    return data
+
+
+def resolve(config: str | None = None, cli: dict[str, Any] | None = None) -> Settings:
+    """Build Settings from the command line, the environment and the config file."""
+    s = Settings()
+    path = config or os.environ.get("T360_CONFIG") or ("config.yaml" if Path("config.yaml").exists() else None)
+    problems: list[str] = []
+    if path:
+        s.config_path = path
+        data = _file_values(Path(path))
+        retry = data.pop("retry", {}) or {}
+        if not isinstance(retry, dict):
+            problems.append("• retry: must be a map (max_attempts, backoff_initial_s, backoff_max_s)")
+            retry = {}
+        for key, value in [*data.items(), *retry.items()]:
+            allowed = _RETRY_KEYS if key in retry and key not in data else _KEYS
+            if key not in allowed:
+                problems.append(f"• {key}: unknown key")
+                continue
+            setattr(s, key, _coerce(key, value, problems))
+            s.sources[key] = f"config file {path}"
+    if problems:
+        raise UsageError(f"invalid config {path}:\n" + "\n".join(problems))
+    for key, var in ENV.items():
+        if os.environ.get(var):
+            setattr(s, key, os.environ[var])
+            s.sources[key] = f"environment ${var}"
+    for key, value in (cli or {}).items():
+        if value is not None:
+            setattr(s, key, value)
+            s.sources[key] = "command line"
+    return s

@@ -1,0 +1,84 @@
+"""Records as JSON text, built column-wise with pyarrow string kernels (no dicts).
+
+Every value Track360 receives from t360 is a JSON string (SPEC 9: numbers too), so a
+record is `{"name":"value",...}` with absent fields left out. Each record is followed
+by a comma so that a batch body is one slice of the array's data buffer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+STR = pa.string()
+CONTROL = r"[\x00-\x1f]"
+
+
+def _needs_escape(values: pa.Array) -> bool:
+    """Any quote, backslash or control character anywhere in the column? (one byte scan)"""
+    arr = values if values.offset == 0 else pa.concat_arrays([values])
+    data = arr.buffers()[2]
+    if data is None:
+        return False
+    raw = np.frombuffer(data, dtype=np.uint8)
+    return bool(((raw < 0x20) | (raw == 0x22) | (raw == 0x5C)).any())
+
+
+def json_string(values: pa.Array) -> pa.Array:
+    """Quote and escape text as JSON string literals; nulls stay null."""
+    if not _needs_escape(values):
+        return pc.binary_join_element_wise('"', values, '"', "")
+    esc = pc.replace_substring(values, "\\", "\\\\")
+    esc = pc.replace_substring(esc, '"', '\\"')
+    quoted = pc.binary_join_element_wise('"', esc, '"', "")
+    ctrl = pc.fill_null(pc.match_substring_regex(values, CONTROL), False)
+    if pc.any(ctrl).as_py():  # rare: tabs or newlines inside a value
+        idx = np.flatnonzero(ctrl.to_numpy(zero_copy_only=False))
+        fixed = [orjson.dumps(v).decode() for v in values.take(pa.array(idx)).to_pylist()]
+        full = np.empty(len(values), dtype=object)
+        full[idx] = fixed
+        mask = np.zeros(len(values), dtype=bool)
+        mask[idx] = True
+        quoted = pc.if_else(pa.array(mask), pa.array(full, STR), quoted)
+    return quoted
+
+
+def records(fields: dict[str, pa.Array]) -> pa.Array:
+    """One JSON object text per row, each followed by ','. Fields in dict order."""
+    parts = []
+    for name, values in fields.items():
+        key = orjson.dumps(name).decode()
+        frag = pc.binary_join_element_wise(f",{key}:", json_string(values), "")
+        parts.append(pc.fill_null(frag, ""))
+    body = pc.binary_join_element_wise(*parts, "", null_handling="emit_null")
+    return pc.binary_join_element_wise("{", pc.utf8_slice_codeunits(body, 1), "},", "")
+
+
+def buffer_of(arr: pa.Array) -> tuple[np.ndarray, memoryview]:
+    """(offsets, data) of a string array, for slicing bodies without copies."""
+    arr = arr if arr.offset == 0 else pa.concat_arrays([arr])
+    _, offsets, data = arr.buffers()
+    offs = np.frombuffer(offsets, dtype=np.int32, count=len(arr) + 1)
+    return offs, memoryview(data) if data is not None else memoryview(b"")
+
+
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+# Two SipHash-2-4 keys (pandas' hash_array): 128 bits, stable across runs and machines.
+_KEYS = ("t360-eventid-k1!", "t360-eventid-k2!")
+
+
+def hash_ids(texts: pa.Array, prefix: str = "t360-") -> pa.Array:
+    """A stable id per text: prefix + 32 hex digits of two 64-bit SipHashes of it."""
+    import pandas as pd
+
+    objs = texts.to_numpy(zero_copy_only=False)
+    h = np.stack([pd.util.hash_array(objs, hash_key=k, categorize=False) for k in _KEYS], axis=1)
+    raw = h.astype(">u8").view(np.uint8).reshape(len(texts), 16)
+    out = np.empty((len(texts), 32), dtype=np.uint8)
+    out[:, 0::2] = _HEX[raw >> 4]
+    out[:, 1::2] = _HEX[raw & 15]
+    offsets = np.arange(0, 32 * len(texts) + 1, 32, dtype=np.int32)
+    hexed = pa.StringArray.from_buffers(len(texts), pa.py_buffer(offsets), pa.py_buffer(out.tobytes()))
+    return pc.binary_join_element_wise(prefix, hexed, "")

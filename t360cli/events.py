@@ -1,0 +1,94 @@
+"""`events:` — one wide row becomes several single-KPI events (SPEC 3 and 9).
+
+Each entry inherits `fields` and overrides some of them. An event is skipped (not
+rejected) when every field it maps from a column itself is empty; a row whose events
+are all skipped counts as filtered; a row with one invalid KPI is rejected whole.
+Records are ordered row by row, then event by event, so batches never depend on
+how the input was chunked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from t360cli import transform
+from t360cli.readers import Chunk
+
+if TYPE_CHECKING:
+    from t360cli.mapping import FieldSpec, Mapping
+
+
+def parse_events(ck: Any, tree: Any, m: Mapping) -> list[list[FieldSpec]]:
+    from t360cli.mapping import YList, YMap, field_list
+
+    node = tree["events"]
+    line = tree.line_of("events")
+    if m.kind != "activities":
+        raise ck.fail(line, "events: is for activities mappings only.")
+    if not isinstance(node, YList) or not node:
+        raise ck.fail(line, "events: must be a list of event overrides.",
+                      "Example: - {eventname: {value: Lots}, Value: {column: lots, type: decimal}}")
+    events = []
+    for item, item_line in zip(node, node.item_lines, strict=True):
+        if not isinstance(item, YMap) or not item:
+            raise ck.fail(item_line, "each entry of events: is a map of fields that override `fields:`.")
+        specs = field_list(ck, m.kind, item)
+        if not any(s.column or s.template for s in specs):
+            raise ck.fail(item_line, "this event maps no column, so it could never be skipped when empty.",
+                          "Give it at least one column, e.g. Value: {column: lots, type: decimal}.")
+        events.append(specs)
+    return events
+
+
+@dataclass
+class Expanded:
+    """The chunk's events, row-major: record i comes from row rows[i]."""
+
+    values: dict[str, pa.Array]
+    rows: np.ndarray
+    errors: pa.Array  # per row
+    filtered: np.ndarray  # per row: where, or every event skipped
+
+
+def expand(m: Mapping, chunk: Chunk) -> Expanded:
+    base = transform.apply(m, chunk)
+    n = chunk.table.num_rows
+    errors = base.errors
+    per_event, present = [], []
+    for specs in m.events or []:
+        mapped = transform.apply(m, chunk, specs)
+        errors = transform.add_error(errors, mapped.errors)
+        has = np.zeros(n, dtype=bool)
+        for spec in specs:  # presence of the raw cells: an invalid KPI still counts as there
+            if spec.column or spec.template:
+                has |= transform.source_values(spec, chunk, n).is_valid().to_numpy(zero_copy_only=False)
+        per_event.append({**base.values, **mapped.values})
+        present.append(has)
+    any_event = np.logical_or.reduce(present) if present else np.zeros(n, dtype=bool)
+    filtered = base.filtered | ~any_event
+    ok = errors.is_null().to_numpy(zero_copy_only=False) & ~filtered
+    return _interleave(per_event, present, ok, errors, filtered)
+
+
+def _interleave(per_event: list[dict[str, pa.Array]], present: list[np.ndarray], ok: np.ndarray,
+                errors: pa.Array, filtered: np.ndarray) -> Expanded:
+    names = list(dict.fromkeys(k for ev in per_event for k in ev))
+    cols: dict[str, list[pa.Array]] = {k: [] for k in names}
+    rows, order = [], []
+    for e, (values, has) in enumerate(zip(per_event, present, strict=True)):
+        take = np.flatnonzero(has & ok)
+        idx = pa.array(take)
+        for k in names:
+            col = values.get(k)
+            cols[k].append(col.take(idx) if col is not None else pa.nulls(len(take), pa.string()))
+        rows.append(take)
+        order.append(take * len(per_event) + e)
+    perm = pa.array(np.argsort(np.concatenate(order), kind="stable"))
+    values = {k: pc.take(pa.concat_arrays(v), perm) for k, v in cols.items()}
+    all_rows = np.concatenate(rows)[perm.to_numpy()]
+    return Expanded(values, all_rows, errors, filtered)

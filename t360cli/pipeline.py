@@ -1,0 +1,236 @@
+"""Read -> map -> validate -> encode, chunk by chunk: the part every command shares.
+
+`Pipeline.pieces()` yields the encoded valid records of each chunk while it counts
+every row into exactly one bucket and writes the rejects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from t360cli import contract, encode, events, readers, transform
+from t360cli.aggregate import Aggregator
+from t360cli.batching import Origin, Piece
+from t360cli.mapping import Mapping, check_columns
+from t360cli.readers import Chunk, Source
+from t360cli.report import Counts, RejectsWriter, Totals
+from t360cli.validate import Dedupe, HashIndex, hash_strings
+
+CHUNK_ROWS = 50_000
+
+
+@dataclass
+class Inputs:
+    paths: list[Path]
+    headers: list[list[str]]
+
+    @property
+    def columns(self) -> list[str]:
+        return list(dict.fromkeys(c for h in self.headers for c in h))
+
+
+def open_inputs(m: Mapping, patterns: list[str]) -> Inputs:
+    """Resolve the files and check the mapping's columns against each header."""
+    paths = readers.resolve_inputs(patterns)
+    headers = []
+    for path in paths:
+        header = readers.read_header(path, m.source)
+        check_columns(m, str(path), header)
+        headers.append(header)
+    return Inputs(paths, headers)
+
+
+def decimal_fields(m: Mapping) -> list[str]:
+    specs = list(m.fields) + [s for ev in m.events or [] for s in ev]
+    names = [s.target for s in specs if s.type == "decimal" or s.target == "Value"]
+    if m.aggregate is not None:
+        names += list(m.aggregate.sum)
+    return list(dict.fromkeys(names))
+
+
+@dataclass
+class Pipeline:
+    mapping: Mapping
+    inputs: Inputs
+    rejects: RejectsWriter | None
+    limit: int | None = None
+    chunk_rows: int = CHUNK_ROWS
+    counts: Counts = field(default_factory=Counts)
+    totals: Totals = field(init=False)
+    on_chunk: object = None  # callable(counts) after each chunk, for progress
+
+    def __post_init__(self) -> None:
+        self.kind = self.mapping.kind
+        self.dedupe = Dedupe(self.kind)
+        self.totals = Totals(decimal_fields(self.mapping) if self.kind == "activities" else [])
+        self.tracking = HashIndex() if self.kind == "customers" else None
+        if self.kind == "customers":
+            self.counts.unattributed_customers = 0
+        self._held: list[tuple[int, int, str, str, dict[str, object]]] = []
+        self.generate = any(s.generate for s in self.mapping.fields)
+        self.aggregator = Aggregator(self.mapping) if self.mapping.aggregate is not None else None
+
+    # -- rows -----------------------------------------------------------------
+    def chunks(self) -> Iterator[Chunk]:
+        left = self.limit
+        for chunk in readers.read_chunks(self.inputs.paths, self.mapping.source, self.chunk_rows):
+            if left is not None:
+                chunk = _head(chunk, left)
+                left -= chunk.table.num_rows + len(chunk.bad)
+            yield chunk
+            if left is not None and left <= 0:
+                return
+
+    def pieces(self) -> Iterator[Piece]:
+        for chunk in self.chunks():
+            piece = self.process(chunk)
+            self.flush_rejects()
+            if piece is not None and len(piece.records):
+                yield piece
+            if callable(self.on_chunk):
+                self.on_chunk(self.counts)
+        if self.aggregator is not None:
+            for piece in self.aggregator.finish(self):
+                yield piece
+        self.finish_counts()
+
+
+    def reject(self, source: Source, line: int, reason: str, cells: dict[str, object]) -> None:
+        self.counts.rows_rejected += 1
+        if self.rejects is not None:
+            self._held.append((source.index, line, source.name, reason, cells))
+
+    def flush_rejects(self) -> None:
+        """Write the held rejects in file and line order."""
+        if self.rejects is not None:
+            for _, line, name, reason, cells in sorted(self._held, key=lambda r: (r[0], r[1])):
+                self.rejects.write(name, line, reason, cells)
+        self._held = []
+
+    def reject_rows(self, chunk: Chunk, rows: np.ndarray, reasons: list[str]) -> None:
+        if not len(rows):
+            return
+        cells = chunk.table.take(pa.array(rows)).to_pylist()
+        for row, reason, cell in zip(rows, reasons, cells, strict=True):
+            self.reject(chunk.source, int(chunk.lines[row]), reason, cell)
+
+    def process(self, chunk: Chunk) -> Piece | None:
+        """Count, reject and encode one chunk; returns its valid records."""
+        c = self.counts
+        c.rows_read += chunk.table.num_rows + len(chunk.bad)
+        for bad in chunk.bad:
+            self.reject(chunk.source, bad.line, bad.reason, bad.cells)
+        if not chunk.table.num_rows:
+            return None
+        if self.mapping.events:
+            ex = events.expand(self.mapping, chunk)
+            errors, filtered, values, rec_rows = ex.errors, ex.filtered, ex.values, ex.rows
+        else:
+            mapped = transform.apply(self.mapping, chunk)
+            errors, filtered = mapped.errors, mapped.filtered
+        c.rows_filtered += int(filtered.sum())
+        has_error = errors.is_valid().to_numpy(zero_copy_only=False) & ~filtered
+        bad_rows = np.flatnonzero(has_error)
+        self.reject_rows(chunk, bad_rows, errors.take(pa.array(bad_rows)).to_pylist())
+        if not self.mapping.events:
+            rec_rows = np.flatnonzero(~has_error & ~filtered)
+            values = {k: v.take(pa.array(rec_rows)) for k, v in mapped.values.items()}
+        if self.aggregator is not None:
+            self.aggregator.add(values)
+            c.rows_valid += len(rec_rows)
+            return None
+        return self.encode_records(chunk, values, rec_rows)
+
+    def with_ids(self, values: dict[str, pa.Array], ids: pa.Array) -> dict[str, pa.Array]:
+        """Insert generated eventids at the place the mapping gives eventid."""
+        out: dict[str, pa.Array] = {}
+        for spec in self.mapping.fields:
+            if spec.generate:
+                out["eventid"] = ids
+            elif spec.target in values:
+                out[spec.target] = values[spec.target]
+        out.update({k: v for k, v in values.items() if k not in out})
+        return out
+
+    def encode_records(self, chunk: Chunk, values: dict[str, pa.Array], rows: np.ndarray) -> Piece | None:
+        """Dedupe and encode records; rows[i] is the chunk row of record i."""
+        if not len(rows):
+            return None
+        if self.generate:  # the id hashes the record's mapped content (eventid excluded)
+            content = encode.records(values)
+            values = self.with_ids(values, encode.hash_ids(pc.binary_join_element_wise(self.kind, content, "|")))
+        recs = encode.records(values)
+        status = self.dedupe_status(values, recs)
+        conflict_rows = np.unique(rows[status == Dedupe.CONFLICT])
+        if len(conflict_rows):
+            ids = values["eventid"].filter(pa.array(status == Dedupe.CONFLICT)).to_pylist()
+            first = dict(zip(rows[status == Dedupe.CONFLICT].tolist(), ids, strict=True))
+            reasons = [f"eventid: '{first[r]}' was already sent with different values (conflict)" for r in conflict_rows]
+            self.reject_rows(chunk, conflict_rows, reasons)
+        keep = (status == Dedupe.KEEP) & ~np.isin(rows, conflict_rows)
+        kept_rows = np.unique(rows[keep])
+        self.counts.rows_valid += len(kept_rows)
+        dropped = np.setdiff1d(np.unique(rows[status == Dedupe.DUPLICATE]), np.union1d(kept_rows, conflict_rows))
+        self.counts.rows_duplicate += len(dropped)
+        if not keep.all():
+            mask = pa.array(keep)
+            values = {k: v.filter(mask) for k, v in values.items()}
+            recs, rows = recs.filter(mask), rows[keep]
+        return self.piece(chunk, rows, values, recs) if len(rows) else None
+
+    def dedupe_status(self, values: dict[str, pa.Array], recs: pa.Array) -> np.ndarray:
+        key = "eventid" if self.kind == "activities" else contract.ID_FIELD["customers"]
+        if key not in values:
+            return np.zeros(len(recs), dtype=np.int8)
+        return self.dedupe.classify(values[key], recs)
+
+    def piece(self, chunk: Chunk | None, rows: np.ndarray, values: dict[str, pa.Array], recs: pa.Array) -> Piece:
+        n = len(recs)
+        self.counts.records_valid += n
+        self.totals.add_columns(values)
+        ids = np.empty(0, dtype=np.uint64)
+        if self.kind == "customers":
+            ids = hash_strings(values["customerId"])
+            tracked = values.get("tracking_data", pa.nulls(n, pa.string())).is_valid()
+            self.tracking.put(ids, tracked.to_numpy(zero_copy_only=False).astype(np.uint64))
+        if chunk is None:  # aggregated records have no single source row
+            return Piece(recs, np.full(n, -1, dtype=np.int32), np.zeros(n, dtype=np.int64), ids)
+        files = np.full(n, chunk.source.index, dtype=np.int32)
+        return Piece(recs, files, chunk.lines[rows], ids, Origin(chunk, rows))
+
+    def aggregated_piece(self, values: dict[str, pa.Array], group_keys: list[str]) -> Piece:
+        if self.generate:
+            values = self.with_ids(values, encode.hash_ids(pa.array([f"{self.kind}|{k}" for k in group_keys])))
+        return self.piece(None, np.zeros(0, dtype=np.int64), values, encode.records(values))
+
+    def finish_counts(self) -> None:
+        if self.tracking is not None:
+            self.tracking.put(np.empty(0, np.uint64), np.empty(0, np.uint64))
+            merged = [v for _, v in self.tracking.runs]
+            keys = np.concatenate([k for k, _ in self.tracking.runs]) if merged else np.empty(0, np.uint64)
+            found, latest = self.tracking.lookup(np.unique(keys))
+            self.counts.unattributed_customers = int((latest[found] == 0).sum())
+
+
+def _head(chunk: Chunk, left: int) -> Chunk:
+    """The first `left` data rows of a chunk (bad rows count as rows, in line order)."""
+    total = chunk.table.num_rows + len(chunk.bad)
+    if total <= left:
+        return chunk
+    cut_line = np.sort(np.concatenate([chunk.lines, [b.line for b in chunk.bad]]))[max(left, 1) - 1]
+    if left <= 0:
+        cut_line = -1
+    keep = chunk.lines <= cut_line
+    idx = pa.array(np.flatnonzero(keep))
+    return Chunk(chunk.source, chunk.columns, chunk.table.take(idx), chunk.lines[keep],
+                 {k: v[keep] for k, v in chunk.numeric.items()}, [b for b in chunk.bad if b.line <= cut_line])
+
+
+def valid_mask(errors: pa.Array) -> np.ndarray:
+    return pc.is_null(errors).to_numpy(zero_copy_only=False)

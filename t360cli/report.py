@@ -1,0 +1,173 @@
+"""Counts (every row in exactly one bucket), control totals, the rejects CSV, the report."""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+import threading
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+@dataclass
+class Counts:
+    rows_read: int = 0
+    rows_valid: int = 0
+    rows_filtered: int = 0
+    rows_rejected: int = 0
+    rows_duplicate: int = 0
+    records_valid: int = 0
+    records_sent: int = 0
+    batches_total: int = 0
+    batches_sent: int = 0
+    batches_failed: int = 0
+    batches_skipped: int = 0
+    retries: int = 0
+    http_status_counts: dict[str, int] = field(default_factory=dict)
+    unattributed_customers: int | None = None
+
+    def balanced(self) -> bool:
+        return self.rows_read == (self.rows_valid + self.rows_rejected
+                                  + self.rows_filtered + self.rows_duplicate)
+
+
+Sums = dict[str, dict[str, dict[str, Decimal]]]  # eventname -> Currency -> field -> sum
+
+
+class Totals:
+    """Exact decimal sums of Value and every decimal KPI per eventname and Currency."""
+
+    def __init__(self, fields: Iterable[str]) -> None:
+        self.fields = list(fields)
+        self.sums: Sums = {}
+        self.scale: dict[str, int] = {}  # widest precision seen per field: output never depends on chunking
+
+    def _add(self, event: str, ccy: str, name: str, value: Decimal, sign: int = 1) -> None:
+        slot = self.sums.setdefault(event, {}).setdefault(ccy, {})
+        slot[name] = slot.get(name, Decimal(0)) + sign * value
+        exponent = value.as_tuple().exponent
+        if isinstance(exponent, int):
+            self.scale[name] = max(self.scale.get(name, 0), -exponent)
+
+    def add_columns(self, values: dict[str, pa.Array]) -> None:
+        """Vectorised: group the chunk's records and add their sums."""
+        if not self.fields or "eventname" not in values:
+            return
+        n = len(values["eventname"])
+        keys = {"e": pc.fill_null(values["eventname"], ""),
+                "c": pc.fill_null(values.get("Currency", pa.nulls(n, pa.string())), "")}
+        for name in self.fields:
+            col = values.get(name)
+            if col is None or col.null_count == len(col):
+                continue
+            dot = pc.find_substring(col, ".")
+            frac = pc.if_else(pc.less(dot, 0), 0, pc.subtract(pc.subtract(pc.utf8_length(col), dot), 1))
+            scale = max(int(pc.max(frac).as_py() or 0), 0)
+            dec = pc.cast(col, pa.decimal128(38, scale))
+            table = pa.table({**keys, "v": dec}).group_by(["e", "c"]).aggregate([("v", "sum")])
+            for e, c, s in zip(*(table.column(x).to_pylist() for x in ("e", "c", "v_sum")), strict=True):
+                if s is not None:
+                    self._add(e, c, name, s)
+
+    def add_record(self, record: dict[str, Any], sign: int = 1) -> None:
+        """Slow path for single records (server refusals, failed batches)."""
+        event, ccy = record.get("eventname", ""), record.get("Currency", "")
+        for name in self.fields:
+            if name in record:
+                self._add(event, ccy, name, Decimal(record[name]), sign)
+
+    def copy(self) -> Totals:
+        out = Totals(self.fields)
+        out.sums = {e: {c: dict(f) for c, f in cs.items()} for e, cs in self.sums.items()}
+        out.scale = dict(self.scale)
+        return out
+
+    def text(self, name: str, value: Decimal) -> str:
+        return format(value.quantize(Decimal(1).scaleb(-self.scale.get(name, 0))), "f")
+
+    def as_json(self) -> dict[str, Any]:
+        return {e: {c: {f: self.text(f, v) for f, v in fs.items()} for c, fs in cs.items()}
+                for e, cs in self.sums.items()}
+
+
+class RejectsWriter:
+    """CSV of rejected rows: source_file, source_line, reason, then the original columns.
+
+    Created on the first reject only. Columns are the union of the inputs' headers in
+    order of first appearance; a column first seen later (JSONL) is added by a rewrite
+    at close.
+    """
+
+    FIXED = ["source_file", "source_line", "reason"]
+
+    def __init__(self, path: Path, columns: list[str]) -> None:
+        self.path = path
+        self.columns = list(dict.fromkeys(columns))
+        self.count = 0
+        self._file: Any = None
+        self._writer: Any = None
+        self._grew = False
+        self._lock = threading.Lock()  # the sender's refusals arrive from another thread
+
+    def write(self, source: str, line: int, reason: str, cells: dict[str, Any]) -> None:
+        with self._lock:
+            self._write(source, line, reason, cells)
+
+    def _write(self, source: str, line: int, reason: str, cells: dict[str, Any]) -> None:
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+            self._writer = csv.writer(self._file)
+            self._writer.writerow(self.FIXED + self.columns)
+        for key in cells:
+            if key not in self.columns:
+                self.columns.append(key)
+                self._grew = True
+        row = [source, line, reason] + ["" if cells.get(c) is None else cells.get(c) for c in self.columns]
+        self._writer.writerow(row)
+        self.count += 1
+
+    def close(self) -> Path | None:
+        if self._file is None:
+            return None
+        self._file.close()
+        if self._grew:
+            self._rewrite()
+        return self.path
+
+    def _rewrite(self) -> None:
+        width = len(self.FIXED) + len(self.columns)
+        tmp = self.path.with_suffix(".tmp")
+        with open(self.path, encoding="utf-8", newline="") as src, \
+                open(tmp, "w", encoding="utf-8", newline="") as dst:
+            rows = csv.reader(src)
+            next(rows)
+            out = csv.writer(dst)
+            out.writerow(self.FIXED + self.columns)
+            for row in rows:
+                out.writerow(row + [""] * (width - len(row)))
+        os.replace(tmp, self.path)
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+    os.replace(tmp, path)
+
+
+def report_dict(kind: str, dry_run: bool, files: list[str], counts: Counts, totals: dict[str, Any] | None,
+                log: str | None, rejects: str | None, duration_s: float, exit_code: int) -> dict[str, Any]:
+    data: dict[str, Any] = {"kind": kind, "dry_run": dry_run, "files": files}
+    data.update(asdict(counts))
+    data.update(log=log, rejects=rejects, duration_s=round(duration_s, 3), exit_code=exit_code, totals=totals)
+    return data

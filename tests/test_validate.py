@@ -1,0 +1,181 @@
+"""Validation end to end on small files: buckets, reasons, rejects CSV, duplicates (SPEC 5, 9)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from t360cli.validate import Dedupe, HashIndex
+
+from helpers import run_pipeline
+
+DEPOSITS = """Txn ID,Login,Date,Amount,Ccy,Status,Method
+T1,00123,21.07.2025 08:46,"1.000,50",EUR,Approved,CC
+T2,00124,21.07.2025 09:00,250,usd,Approved,BT
+T3,,21.07.2025 09:00,250,USD,Approved,BT
+T4,00125,31.02.2025 09:00,abc,XXY,Approved,ZZ
+T5,00126,21.07.2025 09:00,5,USD,Pending,CC
+
+T1,00123,21.07.2025 08:46,"1.000,50",EUR,Approved,CC
+T2,00124,21.07.2025 09:00,251,USD,Approved,BT
+"T6","00127","30.03.2025 02:30","7,5","EUR","Completed","CC"
+T7,00128,27.10.2025 02:30,"0,1",,Approved,CC
+"""
+
+DEPOSITS_MAPPING = """kind: activities
+source: {decimal: ",", thousands: "."}
+timezone: Europe/Madrid
+where:
+  Status: [Approved, Completed]
+fields:
+  customerid: {template: "fx_{Login}"}
+  eventname: {value: Deposit}
+  eventid: "Txn ID"
+  createtime: {column: Date, type: datetime, format: "%d.%m.%Y %H:%M"}
+  Value: {column: Amount, type: decimal}
+  Currency: {column: Ccy, type: currency, default: USD}
+  deposit_type: {column: Method, map: {CC: credit_card, BT: bank_transfer}}
+"""
+
+
+def test_activities_every_bucket(tmp_path: Path) -> None:
+    out = run_pipeline(tmp_path, {"deposits.csv": DEPOSITS}, DEPOSITS_MAPPING)
+    c = out.counts
+    assert (c.rows_read, c.rows_valid, c.rows_rejected, c.rows_filtered, c.rows_duplicate) == (9, 3, 4, 1, 1)
+    assert c.balanced() and c.records_valid == 3
+    assert out.records == [
+        {"customerid": "fx_00123", "eventname": "Deposit", "eventid": "T1", "createtime": "2025-07-21 06:46",
+         "Value": "1000.50", "Currency": "EUR", "deposit_type": "credit_card"},
+        {"customerid": "fx_00124", "eventname": "Deposit", "eventid": "T2", "createtime": "2025-07-21 07:00",
+         "Value": "250", "Currency": "USD", "deposit_type": "bank_transfer"},
+        # fall back: 02:30 happens twice in Madrid on 2025-10-26... 27.10 is a plain CET day
+        {"customerid": "fx_00128", "eventname": "Deposit", "eventid": "T7", "createtime": "2025-10-27 01:30",
+         "Value": "0.1", "Currency": "USD", "deposit_type": "credit_card"},
+    ]
+    assert out.rejects == (
+        "source_file,source_line,reason,Txn ID,Login,Date,Amount,Ccy,Status,Method\n"
+        'deposits.csv,4,"customerid: required, but empty",T3,,21.07.2025 09:00,250,USD,Approved,BT\n'
+        "deposits.csv,5,createtime: '31.02.2025 09:00' does not match format %d.%m.%Y %H:%M; "
+        "Value: 'abc' is not a number; Currency: 'XXY' is not an ISO 4217 currency code; "
+        "deposit_type: 'ZZ' is not in the map,T4,00125,31.02.2025 09:00,abc,XXY,Approved,ZZ\n"
+        "deposits.csv,9,eventid: 'T2' was already sent with different values (conflict),"
+        "T2,00124,21.07.2025 09:00,251,USD,Approved,BT\n"
+        "deposits.csv,10,createtime: '30.03.2025 02:30' does not exist in Europe/Madrid (clock change),"
+        'T6,00127,30.03.2025 02:30,"7,5",EUR,Completed,CC\n'
+    )
+    assert out.totals == {"Deposit": {"EUR": {"Value": "1000.50"}, "USD": {"Value": "250.10"}}}
+
+
+def test_chunking_does_not_change_anything(tmp_path: Path) -> None:
+    whole = run_pipeline(tmp_path, {"deposits.csv": DEPOSITS}, DEPOSITS_MAPPING)
+    tiny = run_pipeline(tmp_path, {"deposits.csv": DEPOSITS}, DEPOSITS_MAPPING, chunk_rows=2)
+    assert tiny.bodies == whole.bodies and tiny.rejects == whole.rejects and tiny.totals == whole.totals
+    assert tiny.counts == whole.counts
+
+
+CUSTOMERS = """Login,Registered,Country,Tag,First
+1,2025-07-21T08:46:59,Spain,2001_1000_abcdefg,Maria
+2,2025-07-21 10:00,ESP,xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx,Jo
+3,2025-07-21,de,,Ann
+1,2025-07-21T08:46:59,Spain,2001_1000_abcdefg,Maria
+1,2025-07-21T08:46:59,ES,2001_1000_new,Maria
+4,yesterday,Atlantis,t,Bob
+"""
+
+CUSTOMERS_MAPPING = """kind: customers
+fields:
+  customerId: {template: "fx_{Login}"}
+  regtime: Registered
+  country: {column: Country, type: country}
+  tracking_data: Tag
+  firstName: First
+"""
+
+
+def test_customers_rules_and_latest_wins(tmp_path: Path) -> None:
+    out = run_pipeline(tmp_path, {"customers.csv": CUSTOMERS}, CUSTOMERS_MAPPING)
+    c = out.counts
+    assert (c.rows_read, c.rows_valid, c.rows_rejected, c.rows_duplicate) == (6, 3, 2, 1)
+    assert c.unattributed_customers == 1  # fx_3; fx_1's latest record has a tracking value
+    assert out.records == [
+        {"customerId": "fx_1", "regtime": "2025-07-21 08:46", "country": "ES",
+         "tracking_data": "2001_1000_abcdefg", "firstName": "Maria"},
+        {"customerId": "fx_3", "regtime": "2025-07-21 00:00", "country": "DE", "firstName": "Ann"},
+        {"customerId": "fx_1", "regtime": "2025-07-21 08:46", "country": "ES",
+         "tracking_data": "2001_1000_new", "firstName": "Maria"},
+    ]
+    lines = out.rejects.splitlines()
+    assert lines[1].startswith('customers.csv,3,"tracking_data: 56 characters, at most 50",2,')
+    assert lines[2] == ("customers.csv,7,regtime: 'yesterday' is not an ISO 8601 date or time; "
+                        "set format: in the mapping; country: 'Atlantis' is not a known country,4,yesterday,Atlantis,t,Bob")
+    assert out.totals == {}
+
+
+def test_limit_reads_first_rows_only(tmp_path: Path) -> None:
+    out = run_pipeline(tmp_path, {"customers.csv": CUSTOMERS}, CUSTOMERS_MAPPING, limit=2)
+    assert out.counts.rows_read == 2 and out.counts.rows_valid == 1 and out.counts.rows_rejected == 1
+
+
+def test_rejects_union_of_headers_in_order(tmp_path: Path) -> None:
+    files = {"a.csv": "Login,Tag\n1,\n,x\n", "b.csv": "Login,Extra,Tag\n,e,y\n"}
+    out = run_pipeline(tmp_path, files, "kind: customers\nfields:\n  customerId: Login\n  tracking_data: Tag\n")
+    assert out.rejects == ("source_file,source_line,reason,Login,Tag,Extra\n"
+                           "a.csv,3,\"customerId: required, but empty\",,x,\n"
+                           "b.csv,2,\"customerId: required, but empty\",,y,e\n")
+
+
+def test_no_rejects_file_when_all_valid(tmp_path: Path) -> None:
+    out = run_pipeline(tmp_path, {"a.csv": "Login\n1\n"}, "kind: customers\nfields:\n  customerId: Login\n")
+    assert out.rejects is None and not (tmp_path / "rejects.csv").exists()
+
+
+def test_map_default_and_empty_cells(tmp_path: Path) -> None:
+    mapping = """kind: activities
+fields:
+  customerid: L
+  eventname: {column: T, map: {D: Deposit, W: Withdrawal}, default: Deposit}
+  Value: {column: A, type: decimal}
+  note: {column: N, max_length: 3}
+  rank: {column: R, type: integer}
+"""
+    data = "L,T,A,N,R\n1,,1,,007\n2,W,,abcd,3.0\n3,X, 2 ,ok,-0\n"
+    out = run_pipeline(tmp_path, {"a.csv": data}, mapping)
+    assert out.records == [{"customerid": "1", "eventname": "Deposit", "Value": "1", "rank": "7"}]
+    reasons = [line.split(",", 3)[2] for line in out.rejects.splitlines()[1:]]
+    assert reasons == ['"note: 4 characters', "eventname: 'X' is not in the map"]
+    assert "rank: '3.0' is not a whole number" in out.rejects
+
+
+def test_hash_index_newest_wins() -> None:
+    index = HashIndex()
+    rng = np.random.default_rng(7)
+    truth: dict[int, int] = {}
+    for _ in range(40):  # bounded
+        keys = rng.integers(0, 500, size=64).astype(np.uint64)
+        vals = rng.integers(0, 2**62, size=64).astype(np.uint64)
+        index.put(keys, vals)
+        truth.update(zip(keys.tolist(), vals.tolist(), strict=True))
+    probe = np.arange(600, dtype=np.uint64)
+    found, got = index.lookup(probe)
+    for k, f, v in zip(probe.tolist(), found, got.tolist(), strict=True):
+        assert f == (k in truth) and (not f or v == truth[k])
+    assert len(index.runs) <= 8  # log-structured: runs merge
+
+
+@pytest.mark.parametrize("kind, keys, texts, expected", [
+    ("activities", ["a", "b", "a", "c", None, "b"], ["1", "2", "1", "3", "x", "2x"], [0, 0, 1, 0, 0, 2]),
+    ("customers", ["a", "a", "a", "b"], ["1", "1", "2", "1"], [0, 1, 0, 0]),
+])
+def test_dedupe_rules(kind: str, keys: list, texts: list, expected: list) -> None:
+    assert Dedupe(kind).classify(pa.array(keys, pa.string()), pa.array(texts)).tolist() == expected
+
+
+def test_dedupe_across_chunks() -> None:
+    d = Dedupe("customers")
+    d.classify(pa.array(["a", "b"]), pa.array(["1", "1"]))
+    assert d.classify(pa.array(["a", "a", "b"]), pa.array(["1", "2", "1"])).tolist() == [1, 0, 1]
+    # back to an earlier value is a change again: later values must win
+    assert d.classify(pa.array(["a"]), pa.array(["1"])).tolist() == [0]
