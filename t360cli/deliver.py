@@ -140,6 +140,9 @@ class Delivery:
             res = await self.sender.send(hi - lo, lambda a, b, lo=lo: batch.part(lo + a, lo + b))
             results.append(shift(res, lo))
         self._record(batch, merge(results))
+        if self.sender.auth_error is not None and self.auth_error is None:
+            self.auth_error = self.sender.auth_error
+            self.stopping = True
 
     def _record(self, batch: Batch, res: SendResult) -> None:
         c = self.counts
@@ -193,7 +196,7 @@ def merge(results: list[SendResult]) -> SendResult:
 def entry(batch: Batch, res: SendResult) -> dict[str, Any]:
     """One progress-log line: never the payload, never the key."""
     line: dict[str, Any] = {
-        "batch": batch.index, "rows": batch.row_spans(), "records": batch.n, "sha256": batch.sha256,
+        "index": batch.index, "rows": batch.row_spans(), "records": batch.n, "sha256": batch.sha256,
         "status": res.status, "attempts": res.requests, "statuses": res.statuses,
         "error": res.error, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -205,8 +208,15 @@ def entry(batch: Batch, res: SendResult) -> dict[str, Any]:
 
 
 def latest_entries(entries: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """The last entry per batch, with the refusals of all its entries (a resumed batch
+    keeps the records an earlier attempt had refused)."""
     out: dict[int, dict[str, Any]] = {}
     for e in entries:
-        if "batch" in e:
-            out[int(e["batch"])] = e
+        index = int(e["index"])
+        if index < 0:  # a run's summary line
+            continue
+        prev = out.get(index)
+        if prev is not None and prev.get("sha256") == e.get("sha256") and prev.get("refused"):
+            e = {**e, "refused": prev["refused"] + e.get("refused", [])}
+        out[index] = e
     return out

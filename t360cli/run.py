@@ -198,7 +198,7 @@ async def deliver_plan(p: Plan, opts: RunOptions, settings: Settings, obs: Obser
         # interrupted: records still being batched are in neither bucket, so say nothing rather than guess
         ack = None if code == ExitCode.INTERRUPTED else _acknowledged(pipe, unacked)
         report = _finish(p, opts, pipe, started, code, False, obs, ack, str(p.log_path))
-        log.append({"summary": report})
+        log.append({"index": -1, "summary": report})
     if auth is not None:
         raise auth
     return report

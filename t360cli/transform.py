@@ -32,14 +32,22 @@ class Mapped:
         return len(self.filtered)
 
 
+def _clean(arr: pa.Array) -> bool:
+    return arr.null_count == len(arr)
+
+
 def add_error(errors: pa.Array, new: pa.Array) -> pa.Array:
     """Append reasons row-wise ("a; b"), keeping nulls where neither has one."""
+    if _clean(new):
+        return errors
+    if _clean(errors):
+        return new
     joined = pc.binary_join_element_wise(errors, new, "; ")
     return pc.coalesce(joined, errors, new)
 
 
 def prefix(target: str, reasons: pa.Array) -> pa.Array:
-    return pc.binary_join_element_wise(f"{target}: ", reasons, "")
+    return reasons if _clean(reasons) else pc.binary_join_element_wise(f"{target}: ", reasons, "")
 
 
 def nulls(n: int) -> pa.Array:
@@ -47,7 +55,10 @@ def nulls(n: int) -> pa.Array:
 
 
 def cells(chunk: Chunk, column: str) -> pa.Array:
-    """A column's cells, trimmed, with empty cells as null."""
+    """A column's cells, trimmed, with empty cells as null (a JSON key absent from
+    every row of this chunk is all empty)."""
+    if column not in chunk.table.column_names:
+        return nulls(chunk.table.num_rows)
     col = chunk.table.column(column).combine_chunks()
     if col.type != STR:
         col = col.cast(STR)
@@ -123,9 +134,10 @@ def map_field(spec: FieldSpec, m: Mapping, chunk: Chunk) -> tuple[pa.Array, pa.A
     if spec.max_length is not None:
         length = pc.utf8_length(values)
         too_long = pc.fill_null(pc.greater(length, spec.max_length), False)
-        reason = pc.binary_join_element_wise(pc.cast(length, STR), f" characters, at most {spec.max_length}", "")
-        errors = add_error(errors, pc.if_else(too_long, reason, pa.scalar(None, STR)))
-    if spec.required:
+        if pc.any(too_long).as_py():
+            reason = pc.binary_join_element_wise(pc.cast(length, STR), f" characters, at most {spec.max_length}", "")
+            errors = add_error(errors, pc.if_else(too_long, reason, pa.scalar(None, STR)))
+    if spec.required and values.null_count:
         missing = pc.and_(pc.is_null(values), pc.is_null(errors))
         errors = add_error(errors, pc.if_else(missing, pa.scalar("required, but empty"), pa.scalar(None, STR)))
     return values, prefix(spec.target, errors)
