@@ -22,6 +22,9 @@ test: $(STAMP)   ## run the whole test suite (what CI runs)
 demo: $(STAMP)   ## start a sandbox, upload every sample file, show what it received
 	$(BIN)/t360 demo
 
+lint: $(STAMP)   ## ruff over the package, tests and bench
+	$(BIN)/ruff check t360cli tests bench
+
 bench: $(STAMP)  ## validate throughput and memory against the floor (1M rows)
 	$(BIN)/python bench/validate.py
 

@@ -50,8 +50,11 @@ def parse_aggregate(ck: Any, tree: Any, m: Mapping) -> AggregateSpec:
         date = isinstance(item, YMap)
         name = item.get("date") if date and list(item) == ["date"] else item
         if not isinstance(name, str) or name not in mapped:
-            raise ck.fail(item_line, f"aggregate.by: '{item}' is not a field of this mapping.",
-                          "Name target fields from fields:, or {date: createtime}.")
+            raise ck.fail(
+                item_line,
+                f"aggregate.by: '{item}' is not a field of this mapping.",
+                "Name target fields from fields:, or {date: createtime}.",
+            )
         if date and mapped[name].type not in ("datetime", "date"):
             raise ck.fail(item_line, f"aggregate.by: {{date: {name}}} needs a datetime or date field.")
         by.append((name, date))
@@ -74,8 +77,11 @@ def _check_constant_fields(ck: Any, m: Mapping, spec: AggregateSpec) -> None:
     for s in m.fields:
         if s.target in keyed or s.value is not None or s.generate:
             continue
-        raise ck.fail(s.line, f"aggregate: {s.target} can differ between the rows of a group.",
-                      f"Add {s.target} to aggregate.by, list it in sum:, or make it a value:.")
+        raise ck.fail(
+            s.line,
+            f"aggregate: {s.target} can differ between the rows of a group.",
+            f"Add {s.target} to aggregate.by, list it in sum:, or make it a value:.",
+        )
 
 
 @dataclass
@@ -122,8 +128,9 @@ class Aggregator:
         for i, (name, _) in enumerate(self.spec.by):
             values[name] = pa.array([k[i] for k in keys], pa.string())
         for i, name in enumerate(self.spec.sum):
-            values[name] = pa.array([_text(self.groups[k][i], self.groups[k][len(self.spec.sum) + i])
-                                     for k in keys], pa.string())
+            values[name] = pa.array(
+                [_text(self.groups[k][i], self.groups[k][len(self.spec.sum) + i]) for k in keys], pa.string()
+            )
         if self.spec.count:
             values[self.spec.count] = pa.array([str(self.groups[k][-1]) for k in keys], pa.string())
         ordered = {s.target: values[s.target] for s in self.mapping.fields if s.target in values}

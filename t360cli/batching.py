@@ -106,8 +106,7 @@ class Batcher:
             if self.n >= self.batch_size or (pos < total and self.nbytes + sizes[pos] - 1 > self.max_bytes):
                 yield self._emit()
 
-    def _take(self, piece: Piece, data: memoryview, offs: np.ndarray,
-              sizes: np.ndarray, pos: int, k: int) -> None:
+    def _take(self, piece: Piece, data: memoryview, offs: np.ndarray, sizes: np.ndarray, pos: int, k: int) -> None:
         self.parts.append(bytes(data[offs[pos] : offs[pos + k]]))
         self.sizes.append(sizes[pos : pos + k])
         ids = piece.ids[pos : pos + k] if len(piece.ids) else piece.ids
@@ -123,8 +122,17 @@ class Batcher:
         files = np.concatenate([m[0] for m in self.meta])
         lines = np.concatenate([m[1] for m in self.meta])
         ids = np.concatenate([m[2] for m in self.meta])
-        batch = Batch(self.index, body, self.n, hashlib.sha256(body).hexdigest(), starts,
-                      files, lines, frozenset(ids.tolist()), self.origins)
+        batch = Batch(
+            self.index,
+            body,
+            self.n,
+            hashlib.sha256(body).hexdigest(),
+            starts,
+            files,
+            lines,
+            frozenset(ids.tolist()),
+            self.origins,
+        )
         self.index += 1
         self._reset()
         return batch

@@ -53,13 +53,20 @@ def run_demo(term: Any, state_dir: str | None = None) -> int:
             results.append((data.name, report))
             term.print(_line(data.name, mapping.name, report))
         _show_received(term, sandbox)
-    bad = [name for name, r in results if r["exit_code"] not in (0, 1) or r["batches_failed"]
-           or r["rows_read"] != r["rows_valid"] + r["rows_rejected"] + r["rows_filtered"] + r["rows_duplicate"]]
+    bad = [
+        name
+        for name, r in results
+        if r["exit_code"] not in (0, 1)
+        or r["batches_failed"]
+        or r["rows_read"] != r["rows_valid"] + r["rows_rejected"] + r["rows_filtered"] + r["rows_duplicate"]
+    ]
     if bad:
         term.error(f"demo: {', '.join(bad)} did not upload cleanly.")
         return 1
-    term.print("\nEvery row is accounted for: sent, rejected (reasons in each rejects file above), "
-               "filtered by where:, or a duplicate.")
+    term.print(
+        "\nEvery row is accounted for: sent, rejected (reasons in each rejects file above), "
+        "filtered by where:, or a duplicate."
+    )
     return 0
 
 

@@ -31,16 +31,22 @@ def parse_events(ck: Any, tree: Any, m: Mapping) -> list[list[FieldSpec]]:
     if m.kind != "activities":
         raise ck.fail(line, "events: is for activities mappings only.")
     if not isinstance(node, YList) or not node:
-        raise ck.fail(line, "events: must be a list of event overrides.",
-                      "Example: - {eventname: {value: Lots}, Value: {column: lots, type: decimal}}")
+        raise ck.fail(
+            line,
+            "events: must be a list of event overrides.",
+            "Example: - {eventname: {value: Lots}, Value: {column: lots, type: decimal}}",
+        )
     events = []
     for item, item_line in zip(node, node.item_lines, strict=True):
         if not isinstance(item, YMap) or not item:
             raise ck.fail(item_line, "each entry of events: is a map of fields that override `fields:`.")
         specs = field_list(ck, m.kind, item)
         if not any(s.column or s.template for s in specs):
-            raise ck.fail(item_line, "this event maps no column, so it could never be skipped when empty.",
-                          "Give it at least one column, e.g. Value: {column: lots, type: decimal}.")
+            raise ck.fail(
+                item_line,
+                "this event maps no column, so it could never be skipped when empty.",
+                "Give it at least one column, e.g. Value: {column: lots, type: decimal}.",
+            )
         events.append(specs)
     return events
 
@@ -75,8 +81,13 @@ def expand(m: Mapping, chunk: Chunk) -> Expanded:
     return _interleave(per_event, present, ok, errors, filtered)
 
 
-def _interleave(per_event: list[dict[str, pa.Array]], present: list[np.ndarray], ok: np.ndarray,
-                errors: pa.Array, filtered: np.ndarray) -> Expanded:
+def _interleave(
+    per_event: list[dict[str, pa.Array]],
+    present: list[np.ndarray],
+    ok: np.ndarray,
+    errors: pa.Array,
+    filtered: np.ndarray,
+) -> Expanded:
     names = list(dict.fromkeys(k for ev in per_event for k in ev))
     cols: dict[str, list[pa.Array]] = {k: [] for k in names}
     rows, order = [], []

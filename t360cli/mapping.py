@@ -24,8 +24,7 @@ TYPES = ("string", "decimal", "integer", "datetime", "date", "currency", "countr
 FORMATS = ("csv", "tsv", "xlsx", "jsonl", "json", "parquet")
 TOP_KEYS = ("kind", "source", "timezone", "output_timezone", "where", "fields", "events", "aggregate")
 SOURCE_KEYS = ("format", "delimiter", "encoding", "sheet", "decimal", "thousands")
-FIELD_KEYS = ("column", "value", "template", "type", "format", "default", "map", "required",
-              "max_length", "generate")
+FIELD_KEYS = ("column", "value", "template", "type", "format", "default", "map", "required", "max_length", "generate")
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
@@ -112,8 +111,11 @@ class _Checker:
     def keys(self, node: YMap, allowed: Sequence[str], what: str) -> None:
         for key in node:
             if key not in allowed:
-                raise self.fail(node.line_of(key), f"unknown key '{key}' in {what}.{_suggest(key, allowed)}",
-                                f"Allowed: {', '.join(allowed)}.")
+                raise self.fail(
+                    node.line_of(key),
+                    f"unknown key '{key}' in {what}.{_suggest(key, allowed)}",
+                    f"Allowed: {', '.join(allowed)}.",
+                )
 
     def text(self, node: YMap, key: str, what: str) -> str:
         value = node[key]
@@ -126,8 +128,9 @@ class _Checker:
         try:
             zoneinfo.ZoneInfo(name)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise self.fail(node.line_of(key), f"unknown time zone '{name}'.",
-                            "Use an IANA name such as Europe/Madrid or UTC.") from None
+            raise self.fail(
+                node.line_of(key), f"unknown time zone '{name}'.", "Use an IANA name such as Europe/Madrid or UTC."
+            ) from None
         return name
 
 
@@ -142,7 +145,9 @@ def load_mapping(path: Path) -> Mapping:
         raise ck.fail(tree.line, "`kind:` is missing.", "Add `kind: customers` or `kind: activities`.")
     kind = ck.text(tree, "kind", "kind")
     if kind not in contract.KINDS:
-        raise ck.fail(tree.line_of("kind"), f"kind '{kind}' is not customers or activities.{_suggest(kind, contract.KINDS)}")
+        raise ck.fail(
+            tree.line_of("kind"), f"kind '{kind}' is not customers or activities.{_suggest(kind, contract.KINDS)}"
+        )
     m = Mapping(path=path, kind=kind, sha256=hashlib.sha256(raw).hexdigest(), source=SourceOptions())
     _source(ck, tree, m)
     for key in ("timezone", "output_timezone"):
@@ -150,8 +155,11 @@ def load_mapping(path: Path) -> Mapping:
             setattr(m, key, ck.zone(tree, key))
     _where(ck, tree, m)
     if "fields" not in tree or not isinstance(tree["fields"], YMap) or not tree["fields"]:
-        raise ck.fail(tree.line_of("fields"), "`fields:` is missing or empty.",
-                      "List the target fields, e.g. `customerid: {column: Login}`.")
+        raise ck.fail(
+            tree.line_of("fields"),
+            "`fields:` is missing or empty.",
+            "List the target fields, e.g. `customerid: {column: Login}`.",
+        )
     m.fields = [_field(ck, kind, tree["fields"], t) for t in tree["fields"]]
     _extensions(ck, tree, m)
     _check_required(ck, tree, m)
@@ -163,15 +171,20 @@ def _source(ck: _Checker, tree: YMap, m: Mapping) -> None:
         return
     src = tree["source"]
     if not isinstance(src, YMap):
-        raise ck.fail(tree.line_of("source"), "`source:` must be a map (format, delimiter, encoding, sheet, decimal, thousands).")
+        raise ck.fail(
+            tree.line_of("source"), "`source:` must be a map (format, delimiter, encoding, sheet, decimal, thousands)."
+        )
     ck.keys(src, SOURCE_KEYS, "source")
     opts: dict[str, Any] = {}
     for key in SOURCE_KEYS:
         if key in src:
             opts[key] = ck.text(src, key, f"source.{key}")
     if "format" in opts and opts["format"] not in FORMATS:
-        raise ck.fail(src.line_of("format"), f"unknown format '{opts['format']}'.{_suggest(opts['format'], FORMATS)}",
-                      f"Formats: {', '.join(FORMATS)}.")
+        raise ck.fail(
+            src.line_of("format"),
+            f"unknown format '{opts['format']}'.{_suggest(opts['format'], FORMATS)}",
+            f"Formats: {', '.join(FORMATS)}.",
+        )
     if "delimiter" in opts:
         opts["delimiter"] = {"\\t": "\t", "tab": "\t", "TAB": "\t"}.get(opts["delimiter"], opts["delimiter"])
         if len(opts["delimiter"]) != 1:
@@ -182,8 +195,9 @@ def _source(ck: _Checker, tree: YMap, m: Mapping) -> None:
         try:
             codecs.lookup(opts["encoding"])
         except LookupError:
-            raise ck.fail(src.line_of("encoding"), f"unknown encoding '{opts['encoding']}'.",
-                          "Use utf-8, cp1252, latin-1...") from None
+            raise ck.fail(
+                src.line_of("encoding"), f"unknown encoding '{opts['encoding']}'.", "Use utf-8, cp1252, latin-1..."
+            ) from None
     sheet = opts.get("sheet")
     if sheet is not None and sheet.isdigit():
         opts["sheet"] = int(sheet)
@@ -194,10 +208,12 @@ def _source(ck: _Checker, tree: YMap, m: Mapping) -> None:
 def _separators(ck: _Checker, src: YMap, m: Mapping, decimal: str | None, thousands: str | None) -> None:
     m.decimal = decimal or "."
     if m.decimal not in (".", ","):
-        raise ck.fail(src.line_of("decimal"), f"source.decimal must be \".\" or \",\", not '{m.decimal}'.")
+        raise ck.fail(src.line_of("decimal"), f'source.decimal must be "." or ",", not \'{m.decimal}\'.')
     if thousands is not None and (len(thousands) != 1 or thousands == m.decimal or thousands.isdigit()):
-        raise ck.fail(src.line_of("thousands"),
-                      "source.thousands must be one character other than the decimal separator and digits.")
+        raise ck.fail(
+            src.line_of("thousands"),
+            "source.thousands must be one character other than the decimal separator and digits.",
+        )
     m.thousands = thousands
 
 
@@ -206,8 +222,11 @@ def _where(ck: _Checker, tree: YMap, m: Mapping) -> None:
         return
     where = tree["where"]
     if not isinstance(where, YMap) or not where:
-        raise ck.fail(tree.line_of("where"), "`where:` must map a column to the values to keep.",
-                      "Example: `where: {Status: [Approved, Completed]}`.")
+        raise ck.fail(
+            tree.line_of("where"),
+            "`where:` must map a column to the values to keep.",
+            "Example: `where: {Status: [Approved, Completed]}`.",
+        )
     for column, values in where.items():
         if isinstance(values, YMap):
             raise ck.fail(where.line_of(column), f"where.{column} must be a value or a list of values.")
@@ -222,8 +241,11 @@ def _target_name(ck: _Checker, kind: str, target: str, line: int) -> None:
     other = "activities" if kind == "customers" else "customers"
     ours, theirs = contract.ID_FIELD[kind], contract.ID_FIELD[other]
     if target == theirs:
-        raise ck.fail(line, f"'{target}' is the {other} spelling; did you mean {ours}?",
-                      f"Track360 spells it customerId for customers and customerid for activities.")
+        raise ck.fail(
+            line,
+            f"'{target}' is the {other} spelling; did you mean {ours}?",
+            "Track360 spells it customerId for customers and customerid for activities.",
+        )
     for name in contract.FIELDS[kind]:
         if target != name and target.lower() == name.lower():
             raise ck.fail(line, f"'{target}': field names are case-sensitive; did you mean {name}?")
@@ -243,7 +265,9 @@ def _field(ck: _Checker, kind: str, fields: YMap, target: str, base: FieldSpec |
     spec = FieldSpec(target=target, line=line, type=contract.DEFAULT_TYPES[kind].get(target, "string"))
     sources = [k for k in ("column", "value", "template", "generate") if k in raw]
     if len(sources) != 1:
-        raise ck.fail(line, f"{target}: give exactly one of column, value or template (found {len(sources) or 'none'}).")
+        raise ck.fail(
+            line, f"{target}: give exactly one of column, value or template (found {len(sources) or 'none'})."
+        )
     _field_source(ck, raw, spec, sources[0])
     _field_options(ck, raw, spec)
     return spec
@@ -265,11 +289,17 @@ def _field_source(ck: _Checker, raw: YMap, spec: FieldSpec, key: str) -> None:
         pieces = PLACEHOLDER.split(text.replace("{{", "\x00").replace("}}", "\x01"))
         pieces = [p.replace("\x00", "{").replace("\x01", "}") for p in pieces]
         if any("{" in p or "}" in p for p in pieces[0::2]) and text.count("{") != text.count("}"):
-            raise ck.fail(raw.line_of(key), f"{spec.target}: unbalanced braces in template '{text}'.",
-                          "Write {{ and }} for literal braces.")
+            raise ck.fail(
+                raw.line_of(key),
+                f"{spec.target}: unbalanced braces in template '{text}'.",
+                "Write {{ and }} for literal braces.",
+            )
         if len(pieces) < 2:
-            raise ck.fail(raw.line_of(key), f"{spec.target}: template '{text}' names no {{Column}}.",
-                          "Use `value:` for a constant.")
+            raise ck.fail(
+                raw.line_of(key),
+                f"{spec.target}: template '{text}' names no {{Column}}.",
+                "Use `value:` for a constant.",
+            )
         if any(not c.strip() for c in pieces[1::2]):
             raise ck.fail(raw.line_of(key), f"{spec.target}: empty {{}} in template '{text}'.")
         pieces[1::2] = [c.strip() for c in pieces[1::2]]
@@ -281,19 +311,28 @@ def _field_options(ck: _Checker, raw: YMap, spec: FieldSpec) -> None:
     if "type" in raw:
         spec.type = ck.text(raw, "type", f"{t}.type")
         if spec.type not in TYPES:
-            raise ck.fail(raw.line_of("type"), f"{t}: unknown type '{spec.type}'.{_suggest(spec.type, TYPES)}",
-                          f"Types: {', '.join(TYPES)}.")
+            raise ck.fail(
+                raw.line_of("type"),
+                f"{t}: unknown type '{spec.type}'.{_suggest(spec.type, TYPES)}",
+                f"Types: {', '.join(TYPES)}.",
+            )
     if "format" in raw:
         spec.format = ck.text(raw, "format", f"{t}.format")
         if spec.type not in ("datetime", "date"):
-            raise ck.fail(raw.line_of("format"), f"{t}: format applies to datetime and date fields, and this one is {spec.type}.",
-                          "Add `type: datetime` (or date).")
+            raise ck.fail(
+                raw.line_of("format"),
+                f"{t}: format applies to datetime and date fields, and this one is {spec.type}.",
+                "Add `type: datetime` (or date).",
+            )
         from t360cli.convert import check_format
 
         problem = check_format(spec.format)
         if problem:
-            raise ck.fail(raw.line_of("format"), f"{t}: bad format '{spec.format}': {problem}.",
-                          "Use strptime codes, e.g. %d.%m.%Y %H:%M.")
+            raise ck.fail(
+                raw.line_of("format"),
+                f"{t}: bad format '{spec.format}': {problem}.",
+                "Use strptime codes, e.g. %d.%m.%Y %H:%M.",
+            )
     if "default" in raw:
         spec.default = ck.text(raw, "default", f"{t}.default")
     if "map" in raw:
@@ -330,8 +369,11 @@ def _check_required(ck: _Checker, tree: YMap, m: Mapping) -> None:
         named |= {s.target for s in ev}
     for req in contract.REQUIRED[m.kind]:
         if req not in named:
-            raise ck.fail(tree.line_of("fields"), f"fields: {req} is required for {m.kind} and is not mapped.",
-                          f"Add `{req}: {{column: ...}}` (or value/template).")
+            raise ck.fail(
+                tree.line_of("fields"),
+                f"fields: {req} is required for {m.kind} and is not mapped.",
+                f"Add `{req}: {{column: ...}}` (or value/template).",
+            )
     for spec in list(m.fields) + [s for ev in m.events or [] for s in ev]:
         _contract_rules(ck, m.kind, spec)
 
@@ -342,11 +384,15 @@ def _contract_rules(ck: _Checker, kind: str, spec: FieldSpec) -> None:
         spec.required = True
     if kind == "customers" and spec.target == "tracking_data":
         spec.max_length = min(spec.max_length or contract.TRACKING_DATA_MAX, contract.TRACKING_DATA_MAX)
-    wanted = {"regtime": ("datetime", "date"), "createtime": ("datetime", "date"),
-              "Value": ("decimal", "integer")}.get(spec.target)
+    wanted = {"regtime": ("datetime", "date"), "createtime": ("datetime", "date"), "Value": ("decimal", "integer")}.get(
+        spec.target
+    )
     if wanted and spec.type not in wanted and kind == ("customers" if spec.target == "regtime" else "activities"):
-        raise ck.fail(spec.line, f"{spec.target} must be typed {' or '.join(wanted)}, not {spec.type}.",
-                      "Remove the type to use the default, or pick one of those.")
+        raise ck.fail(
+            spec.line,
+            f"{spec.target} must be typed {' or '.join(wanted)}, not {spec.type}.",
+            "Remove the type to use the default, or pick one of those.",
+        )
 
 
 def check_columns(m: Mapping, source_name: str, header: Sequence[str]) -> None:

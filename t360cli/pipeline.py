@@ -100,7 +100,6 @@ class Pipeline:
                 yield piece
         self.finish_counts()
 
-
     def reject(self, source: Source, line: int, reason: str, cells: dict[str, object]) -> None:
         self.counts.rows_rejected += 1
         if self.rejects is not None:
@@ -171,7 +170,9 @@ class Pipeline:
         if len(conflict_rows):
             ids = values["eventid"].filter(pa.array(status == Dedupe.CONFLICT)).to_pylist()
             first = dict(zip(rows[status == Dedupe.CONFLICT].tolist(), ids, strict=True))
-            reasons = [f"eventid: '{first[r]}' was already sent with different values (conflict)" for r in conflict_rows]
+            reasons = [
+                f"eventid: '{first[r]}' was already sent with different values (conflict)" for r in conflict_rows
+            ]
             self.reject_rows(chunk, conflict_rows, reasons)
         keep = (status == Dedupe.KEEP) & ~np.isin(rows, conflict_rows)
         kept_rows = np.unique(rows[keep])
@@ -228,8 +229,14 @@ def _head(chunk: Chunk, left: int) -> Chunk:
         cut_line = -1
     keep = chunk.lines <= cut_line
     idx = pa.array(np.flatnonzero(keep))
-    return Chunk(chunk.source, chunk.columns, chunk.table.take(idx), chunk.lines[keep],
-                 {k: v[keep] for k, v in chunk.numeric.items()}, [b for b in chunk.bad if b.line <= cut_line])
+    return Chunk(
+        chunk.source,
+        chunk.columns,
+        chunk.table.take(idx),
+        chunk.lines[keep],
+        {k: v[keep] for k, v in chunk.numeric.items()},
+        [b for b in chunk.bad if b.line <= cut_line],
+    )
 
 
 def valid_mask(errors: pa.Array) -> np.ndarray:

@@ -35,8 +35,7 @@ class Counts:
     unattributed_customers: int | None = None
 
     def balanced(self) -> bool:
-        return self.rows_read == (self.rows_valid + self.rows_rejected
-                                  + self.rows_filtered + self.rows_duplicate)
+        return self.rows_read == (self.rows_valid + self.rows_rejected + self.rows_filtered + self.rows_duplicate)
 
 
 Sums = dict[str, dict[str, dict[str, Decimal]]]  # eventname -> Currency -> field -> sum
@@ -62,8 +61,10 @@ class Totals:
         if not self.fields or "eventname" not in values:
             return
         n = len(values["eventname"])
-        keys = {"e": pc.fill_null(values["eventname"], ""),
-                "c": pc.fill_null(values.get("Currency", pa.nulls(n, pa.string())), "")}
+        keys = {
+            "e": pc.fill_null(values["eventname"], ""),
+            "c": pc.fill_null(values.get("Currency", pa.nulls(n, pa.string())), ""),
+        }
         for name in self.fields:
             col = values.get(name)
             if col is None or col.null_count == len(col):
@@ -94,8 +95,9 @@ class Totals:
         return format(value.quantize(Decimal(1).scaleb(-self.scale.get(name, 0))), "f")
 
     def as_json(self) -> dict[str, Any]:
-        return {e: {c: {f: self.text(f, v) for f, v in fs.items()} for c, fs in cs.items()}
-                for e, cs in self.sums.items()}
+        return {
+            e: {c: {f: self.text(f, v) for f, v in fs.items()} for c, fs in cs.items()} for e, cs in self.sums.items()
+        }
 
 
 class RejectsWriter:
@@ -146,8 +148,7 @@ class RejectsWriter:
     def _rewrite(self) -> None:
         width = len(self.FIXED) + len(self.columns)
         tmp = self.path.with_suffix(".tmp")
-        with open(self.path, encoding="utf-8", newline="") as src, \
-                open(tmp, "w", encoding="utf-8", newline="") as dst:
+        with open(self.path, encoding="utf-8", newline="") as src, open(tmp, "w", encoding="utf-8", newline="") as dst:
             rows = csv.reader(src)
             next(rows)
             out = csv.writer(dst)
@@ -165,8 +166,17 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def report_dict(kind: str, dry_run: bool, files: list[str], counts: Counts, totals: dict[str, Any] | None,
-                log: str | None, rejects: str | None, duration_s: float, exit_code: int) -> dict[str, Any]:
+def report_dict(
+    kind: str,
+    dry_run: bool,
+    files: list[str],
+    counts: Counts,
+    totals: dict[str, Any] | None,
+    log: str | None,
+    rejects: str | None,
+    duration_s: float,
+    exit_code: int,
+) -> dict[str, Any]:
     data: dict[str, Any] = {"kind": kind, "dry_run": dry_run, "files": files}
     data.update(asdict(counts))
     data.update(log=log, rejects=rejects, duration_s=round(duration_s, 3), exit_code=exit_code, totals=totals)

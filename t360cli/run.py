@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import orjson
@@ -25,6 +25,9 @@ from t360cli.errors import ExitCode, T360Error, TooManyRejects, UsageError
 from t360cli.mapping import Mapping, load_mapping
 from t360cli.pipeline import Inputs, Pipeline, open_inputs
 from t360cli.report import Counts, RejectsWriter, Totals, report_dict, write_json_atomic
+
+if TYPE_CHECKING:
+    from t360cli.progress_log import RunLog
 
 MATCH_KEYS = ("kind", "files", "mapping_sha256", "batch_size", "max_batch_bytes", "host")
 
@@ -78,8 +81,9 @@ def parse_max_rejects(text: str | None) -> tuple[float, bool] | None:
     try:
         value = float(raw[:-1] if pct else raw)
     except ValueError:
-        raise UsageError(f"--max-rejects '{text}' is not a number or a percentage.",
-                         "Examples: --max-rejects 100, --max-rejects 2%.") from None
+        raise UsageError(
+            f"--max-rejects '{text}' is not a number or a percentage.", "Examples: --max-rejects 100, --max-rejects 2%."
+        ) from None
     if value < 0 or (not pct and value != int(value)):
         raise UsageError(f"--max-rejects '{text}' must be a whole number or a percentage >= 0.")
     return value, pct
@@ -96,16 +100,23 @@ def exceeded(limit: tuple[float, bool] | None, counts: Counts) -> bool:
 def plan(opts: RunOptions, settings: Settings) -> Plan:
     mapping = load_mapping(Path(opts.mapping))
     inputs = open_inputs(mapping, opts.files)
-    files = [{"path": str(p.resolve()), "size": p.stat().st_size, "sha256": readers.file_sha256(p)}
-             for p in inputs.paths]
+    files = [
+        {"path": str(p.resolve()), "size": p.stat().st_size, "sha256": readers.file_sha256(p)} for p in inputs.paths
+    ]
     host = host_of(settings.base_url)
     base = urlsplit(settings.base_url or "")
     header = {
-        "t360": __version__, "kind": mapping.kind, "files": files,
-        "mapping": str(Path(opts.mapping).resolve()), "mapping_sha256": mapping.sha256,
-        "batch_size": settings.batch_size, "max_batch_bytes": settings.max_batch_bytes,
-        "host": host, "base_url": f"{base.scheme}://{host}{base.path}" if host else None,
-        "limit": opts.limit, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "t360": __version__,
+        "kind": mapping.kind,
+        "files": files,
+        "mapping": str(Path(opts.mapping).resolve()),
+        "mapping_sha256": mapping.sha256,
+        "batch_size": settings.batch_size,
+        "max_batch_bytes": settings.max_batch_bytes,
+        "host": host,
+        "base_url": f"{base.scheme}://{host}{base.path}" if host else None,
+        "limit": opts.limit,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     fingerprint = hashlib.sha256(orjson.dumps([header[k] for k in MATCH_KEYS] + [opts.limit])).hexdigest()[:12]
     name = inputs.paths[0].name.split(".")[0] if inputs.paths else "run"
@@ -135,11 +146,29 @@ def totals_json(pipe: Pipeline, acknowledged: Totals | None, dry: bool) -> dict[
     return {"valid": pipe.totals.as_json(), "acknowledged": acknowledged.as_json()}
 
 
-def _finish(p: Plan, opts: RunOptions, pipe: Pipeline, started: float, code: int, dry: bool,
-            observer: Observer, acknowledged: Totals | None = None, log: str | None = None) -> dict[str, Any]:
+def _finish(
+    p: Plan,
+    opts: RunOptions,
+    pipe: Pipeline,
+    started: float,
+    code: int,
+    dry: bool,
+    observer: Observer,
+    acknowledged: Totals | None = None,
+    log: str | None = None,
+) -> dict[str, Any]:
     rejects = pipe.rejects.close() if pipe.rejects else None
-    report = report_dict(p.mapping.kind, dry, p.file_names, pipe.counts, totals_json(pipe, acknowledged, dry),
-                         log, str(rejects) if rejects else None, time.monotonic() - started, int(code))
+    report = report_dict(
+        p.mapping.kind,
+        dry,
+        p.file_names,
+        pipe.counts,
+        totals_json(pipe, acknowledged, dry),
+        log,
+        str(rejects) if rejects else None,
+        time.monotonic() - started,
+        int(code),
+    )
     if opts.report:
         write_json_atomic(Path(opts.report), report)
     observer.finish(report)
@@ -170,20 +199,24 @@ def upload(opts: RunOptions, settings: Settings, observer: Observer | None = Non
     key = settings.api_key()
     limit = parse_max_rejects(opts.max_rejects)
     if limit is not None:  # refuse to send anything: a full dry pass first
-        pre = validate(RunOptions(**{**opts.__dict__, "report": None, "max_rejects": opts.max_rejects}),
-                       settings, NullObserver())
+        pre = validate(
+            RunOptions(**{**opts.__dict__, "report": None, "max_rejects": opts.max_rejects}), settings, NullObserver()
+        )
         if pre["exit_code"] == ExitCode.STOPPED:
             if opts.report:
                 write_json_atomic(Path(opts.report), {**pre, "dry_run": False})
             raise TooManyRejects(
                 f"{pre['rows_rejected']} of {pre['rows_read']} rows are invalid, more than --max-rejects "
-                f"{opts.max_rejects}; nothing was sent.", f"See the rejects file {pre['rejects']}.")
+                f"{opts.max_rejects}; nothing was sent.",
+                f"See the rejects file {pre['rejects']}.",
+            )
     started = time.monotonic()
     return asyncio.run(deliver_plan(plan(opts, settings), opts, settings, obs, key, started))
 
 
-async def deliver_plan(p: Plan, opts: RunOptions, settings: Settings, obs: Observer, key: str,
-                       started: float, resend_all: bool = False) -> dict[str, Any]:
+async def deliver_plan(
+    p: Plan, opts: RunOptions, settings: Settings, obs: Observer, key: str, started: float, resend_all: bool = False
+) -> dict[str, Any]:
     """Send what the log does not hold as acknowledged (everything with resend_all)."""
     from t360cli.deliver import latest_entries
     from t360cli.progress_log import RunLog
@@ -204,19 +237,35 @@ async def deliver_plan(p: Plan, opts: RunOptions, settings: Settings, obs: Obser
     return report
 
 
-async def _deliver(p: Plan, pipe: Pipeline, settings: Settings, key: str, log: RunLog,
-                   prior: dict[int, dict[str, Any]], unacked: Totals, obs: Observer) -> tuple[int, Any]:
+async def _deliver(
+    p: Plan,
+    pipe: Pipeline,
+    settings: Settings,
+    key: str,
+    log: RunLog,
+    prior: dict[int, dict[str, Any]],
+    unacked: Totals,
+    obs: Observer,
+) -> tuple[int, Any]:
     from t360cli.client import RetryPolicy, Sender
     from t360cli.deliver import Delivery, Producer
 
     retry = RetryPolicy(settings.max_attempts, settings.backoff_initial_s, settings.backoff_max_s)
-    async with Sender(base_url=settings.base_url or "", endpoint=contract.ENDPOINTS[p.mapping.kind],
-                      api_key=key, timeout_s=settings.timeout_s, retry=retry,
-                      rate_limit=settings.rate_limit, max_connections=settings.concurrency,
-                      api_key_hint=settings.key_hint(), on_retry=obs.retry) as sender:
+    async with Sender(
+        base_url=settings.base_url or "",
+        endpoint=contract.ENDPOINTS[p.mapping.kind],
+        api_key=key,
+        timeout_s=settings.timeout_s,
+        retry=retry,
+        rate_limit=settings.rate_limit,
+        max_connections=settings.concurrency,
+        api_key_hint=settings.key_hint(),
+        on_retry=obs.retry,
+    ) as sender:
         refusals = Refusals(pipe)
-        delivery = Delivery(sender, log, pipe.counts, settings.concurrency, on_refused=refusals,
-                            on_batch=obs.progress, unacked=unacked)
+        delivery = Delivery(
+            sender, log, pipe.counts, settings.concurrency, on_refused=refusals, on_batch=obs.progress, unacked=unacked
+        )
         producer = Producer(batches(pipe, settings), depth=2 * settings.concurrency)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -22,11 +22,22 @@ from t360cli.errors import UsageError
 
 SAMPLE_ROWS = 500
 DATE_FORMATS = [  # (format, day-first twin or None)
-    "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y",
-    "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y",
-    "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y",
-    "%d-%m-%Y %H:%M:%S", "%d-%m-%Y %H:%M", "%d-%m-%Y",
-    "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d", "%Y%m%d",
+    "%d.%m.%Y %H:%M:%S",
+    "%d.%m.%Y %H:%M",
+    "%d.%m.%Y",
+    "%d/%m/%Y %H:%M:%S",
+    "%d/%m/%Y %H:%M",
+    "%d/%m/%Y",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y",
+    "%d-%m-%Y %H:%M:%S",
+    "%d-%m-%Y %H:%M",
+    "%d-%m-%Y",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d %H:%M",
+    "%Y/%m/%d",
+    "%Y%m%d",
 ]
 DECIMAL_DOT = re.compile(r"^[+-]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$")
 DECIMAL_COMMA = re.compile(r"^[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?$")
@@ -64,8 +75,10 @@ def guess(values: list[str], fit: float = 0.8) -> dict[str, Any]:
     """
     if not values:
         return {"type": "string"}
+
     def share(rx: re.Pattern[str]) -> float:
         return _share([bool(rx.match(v)) for v in values])
+
     if share(INTEGER) >= fit and not any(len(v) > 1 and v.lstrip("+-").startswith("0") for v in values):
         return {"type": "integer"}
     if share(DECIMAL_DOT) >= fit:
@@ -120,21 +133,33 @@ def starter_mapping(path: Path, kind: str) -> tuple[str, list[str]]:
     return _render(path, kind, header, matched, guesses, samples), [c for c in header if c not in matched.values()]
 
 
-def _render(path: Path, kind: str, header: list[str], matched: dict[str, str],
-            guesses: dict[str, dict[str, Any]], samples: dict[str, list[str]]) -> str:
-    lines = [f"# Starter mapping written by `t360 mapping init` from {path.name} ({kind}).",
-             "# Check every line, then: t360 validate FILE -m THIS_FILE", f"kind: {kind}"]
+def _render(
+    path: Path,
+    kind: str,
+    header: list[str],
+    matched: dict[str, str],
+    guesses: dict[str, dict[str, Any]],
+    samples: dict[str, list[str]],
+) -> str:
+    lines = [
+        f"# Starter mapping written by `t360 mapping init` from {path.name} ({kind}).",
+        "# Check every line, then: t360 validate FILE -m THIS_FILE",
+        f"kind: {kind}",
+    ]
     if any(guesses[c].get("decimal") == "," for c in matched.values()):
         lines.append('source: {decimal: ","}   # numbers like 1.234,50')
-    lines += ["timezone: UTC   # the zone of this export's timestamps without offset: change it if not UTC",
-              "fields:"]
+    lines += ["timezone: UTC   # the zone of this export's timestamps without offset: change it if not UTC", "fields:"]
     id_field = contract.ID_FIELD[kind]
     if id_field not in matched:
-        lines.append(f"  {id_field}: {{column: {json.dumps(header[0])}}}   # TODO: no id column recognised; pick the right one")
+        lines.append(
+            f"  {id_field}: {{column: {json.dumps(header[0])}}}   # TODO: no id column recognised; pick the right one"
+        )
         matched = {id_field: header[0], **{k: v for k, v in matched.items() if v != header[0]}}
     if kind == "activities" and "eventname" not in matched:
-        lines.append("  eventname: {value: Deposit}   # TODO: the KPI this file reports "
-                     "(Deposit, Withdrawal, Lots, Volume, Rebate, DailyStats...)")
+        lines.append(
+            "  eventname: {value: Deposit}   # TODO: the KPI this file reports "
+            "(Deposit, Withdrawal, Lots, Volume, Rebate, DailyStats...)"
+        )
     for target, column in matched.items():
         if target == id_field and lines[-1].endswith("pick the right one"):
             continue

@@ -107,8 +107,9 @@ def convert_field(spec: FieldSpec, m: Mapping, values: pa.Array, numeric: np.nda
         fn = convert.parse_decimal if t == "decimal" else convert.parse_integer
         return fn(values, numeric=numeric, decimal=m.decimal, thousands=m.thousands)
     if t in ("datetime", "date"):
-        return convert.parse_datetime(values, numeric=numeric, fmt=spec.format, tz=m.timezone,
-                                      out_tz=m.output_timezone, date_only=t == "date")
+        return convert.parse_datetime(
+            values, numeric=numeric, fmt=spec.format, tz=m.timezone, out_tz=m.output_timezone, date_only=t == "date"
+        )
     if t == "currency":
         return convert.parse_currency(values)
     return convert.parse_country(values)

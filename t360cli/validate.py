@@ -77,8 +77,11 @@ class HashIndex:
         byte, bit = self._slots(keys)
         np.bitwise_or.at(self.bits, byte, bit)
         self.runs.append(_last_per_key(keys, values))
-        while (len(self.runs) > 1 and len(self.runs[-2][0]) <= 2 * len(self.runs[-1][0])
-               and len(self.runs[-2][0]) + len(self.runs[-1][0]) <= MAX_RUN):
+        while (
+            len(self.runs) > 1
+            and len(self.runs[-2][0]) <= 2 * len(self.runs[-1][0])
+            and len(self.runs[-2][0]) + len(self.runs[-1][0]) <= MAX_RUN
+        ):
             (k1, v1), (k2, v2) = self.runs[-2], self.runs.pop()
             self.runs[-1] = _last_per_key(np.concatenate([k1, k2]), np.concatenate([v1, v2]))
 

@@ -23,8 +23,15 @@ class Outcome:
     totals: dict[str, Any]
 
 
-def run_pipeline(tmp: Path, files: dict[str, str | bytes], mapping: str, chunk_rows: int = 50_000,
-                 batch_size: int = 500, max_bytes: int = 1_000_000, limit: int | None = None) -> Outcome:
+def run_pipeline(
+    tmp: Path,
+    files: dict[str, str | bytes],
+    mapping: str,
+    chunk_rows: int = 50_000,
+    batch_size: int = 500,
+    max_bytes: int = 1_000_000,
+    limit: int | None = None,
+) -> Outcome:
     names = []
     for name, content in files.items():
         path = tmp / name

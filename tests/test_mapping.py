@@ -24,7 +24,10 @@ def error_of(tmp_path: Path, text: str) -> str:
 
 
 def test_full_mapping_loads_every_key(tmp_path: Path) -> None:
-    m = load_mapping(write(tmp_path, """
+    m = load_mapping(
+        write(
+            tmp_path,
+            """
 kind: activities
 source: {format: csv, delimiter: ";", encoding: cp1252, decimal: ",", thousands: "."}
 timezone: Europe/Madrid
@@ -39,7 +42,9 @@ fields:
   Value: {column: Amount, type: decimal}
   Currency: {column: Ccy, type: currency, default: USD}
   deposit_type: {column: Method, map: {CC: credit_card, BT: bank_transfer}, required: true, max_length: 20}
-"""))
+""",
+        )
+    )
     assert m.kind == "activities" and m.decimal == "," and m.thousands == "."
     assert m.source.delimiter == ";" and m.source.encoding == "cp1252"
     assert m.timezone == "Europe/Madrid" and m.where == {"Status": ("Approved", "Completed")}
@@ -55,76 +60,126 @@ fields:
 
 
 def test_scalars_stay_text(tmp_path: Path) -> None:
-    m = load_mapping(write(tmp_path, """
+    m = load_mapping(
+        write(
+            tmp_path,
+            """
 kind: customers
 fields:
   customerId: Login
   country: {column: Country, map: {NO: "NO", Norway: "NO"}}
   tier: {value: 00123}
-"""))
+""",
+        )
+    )
     specs = {s.target: s for s in m.fields}
     assert specs["country"].map == {"NO": "NO", "Norway": "NO"}
     assert specs["tier"].value == "00123"
 
 
 def test_default_types_and_tracking_limit(tmp_path: Path) -> None:
-    m = load_mapping(write(tmp_path, "kind: customers\nfields:\n  customerId: id\n  regtime: reg\n  tracking_data: t\n"))
+    m = load_mapping(
+        write(tmp_path, "kind: customers\nfields:\n  customerId: id\n  regtime: reg\n  tracking_data: t\n")
+    )
     specs = {s.target: s for s in m.fields}
     assert specs["regtime"].type == "datetime"
     assert specs["tracking_data"].max_length == 50
 
 
-@pytest.mark.parametrize("text, message", [
-    ("kind: activities\nfields:\n  customerId: Login\n  eventname: {value: Deposit}\n",
-     "m.yaml, line 3: 'customerId' is the customers spelling; did you mean customerid? "
-     "Track360 spells it customerId for customers and customerid for activities."),
-    ("kind: customers\nfields:\n  customerid: Login\n",
-     "m.yaml, line 3: 'customerid' is the activities spelling; did you mean customerId? "
-     "Track360 spells it customerId for customers and customerid for activities."),
-    ("kind: customers\nfeilds:\n  customerId: Login\n",
-     "m.yaml, line 2: unknown key 'feilds' in the mapping. Did you mean 'fields'? "
-     "Allowed: kind, source, timezone, output_timezone, where, fields, events, aggregate."),
-    ("fields:\n  customerId: Login\n",
-     "m.yaml, line 1: `kind:` is missing. Add `kind: customers` or `kind: activities`."),
-    ("kind: customer\nfields:\n  customerId: Login\n",
-     "m.yaml, line 1: kind 'customer' is not customers or activities. Did you mean 'customers'?"),
-    ("kind: activities\nfields:\n  customerid: Login\n",
-     "m.yaml, line 2: fields: eventname is required for activities and is not mapped. "
-     "Add `eventname: {column: ...}` (or value/template)."),
-    ("kind: customers\nfields:\n  customerId: {column: Login, type: decimel}\n",
-     "m.yaml, line 3: customerId: unknown type 'decimel'. Did you mean 'decimal'? "
-     "Types: string, decimal, integer, datetime, date, currency, country."),
-    ("kind: customers\nfields:\n  customerId: {column: Login, value: x}\n",
-     "m.yaml, line 3: customerId: give exactly one of column, value or template (found 2)."),
-    ("kind: customers\nfields:\n  customerId: {colum: Login}\n",
-     "m.yaml, line 3: unknown key 'colum' in field customerId. Did you mean 'column'? "
-     "Allowed: column, value, template, type, format, default, map, required, max_length, generate."),
-    ("kind: customers\nfields:\n  customerId: Login\n  regtime: {column: Reg, type: datetime, format: 'nothing'}\n",
-     None),
-    ("kind: customers\nfields:\n  customerId: {column: Login, format: '%d'}\n",
-     "m.yaml, line 3: customerId: format applies to datetime and date fields, and this one is string. "
-     "Add `type: datetime` (or date)."),
-    ("kind: customers\ntimezone: Europe/Madird\nfields:\n  customerId: Login\n",
-     "m.yaml, line 2: unknown time zone 'Europe/Madird'. Use an IANA name such as Europe/Madrid or UTC."),
-    ("kind: customers\nfields:\n  customerId: {template: 'fx_'}\n",
-     "m.yaml, line 3: customerId: template 'fx_' names no {Column}. Use `value:` for a constant."),
-    ("kind: customers\nfields:\n  customerId: Login\n  Regtime: R\n",
-     "m.yaml, line 4: 'Regtime': field names are case-sensitive; did you mean regtime?"),
-    ("kind: customers\nfields:\n  customerId: Login\n  x: {column: A, max_length: ten}\n",
-     "m.yaml, line 4: x: max_length must be a whole number of at least 1."),
-    ("kind: customers\nsource: {decimal: ';'}\nfields:\n  customerId: Login\n",
-     "m.yaml, line 2: source.decimal must be \".\" or \",\", not ';'."),
-    ("kind: customers\nsource: {format: xls}\nfields:\n  customerId: Login\n",
-     "m.yaml, line 2: unknown format 'xls'. Did you mean 'xlsx'? Formats: csv, tsv, xlsx, jsonl, json, parquet."),
-    ("kind: customers\nfields:\n  customerId: Login\n  customerId: Other\n",
-     "m.yaml, line 4: 'customerId' is given twice. Keep one of them."),
-    ("kind: customers\nfields: [a, b]\n",
-     "m.yaml, line 2: `fields:` is missing or empty. List the target fields, e.g. `customerid: {column: Login}`."),
-    ("kind: activities\nfields:\n  customerid: L\n  eventname: E\n  Value: {column: A, type: string}\n",
-     "m.yaml, line 5: Value must be typed decimal or integer, not string. "
-     "Remove the type to use the default, or pick one of those."),
-    ("kind: [customers\n", None),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "kind: activities\nfields:\n  customerId: Login\n  eventname: {value: Deposit}\n",
+            "m.yaml, line 3: 'customerId' is the customers spelling; did you mean customerid? "
+            "Track360 spells it customerId for customers and customerid for activities.",
+        ),
+        (
+            "kind: customers\nfields:\n  customerid: Login\n",
+            "m.yaml, line 3: 'customerid' is the activities spelling; did you mean customerId? "
+            "Track360 spells it customerId for customers and customerid for activities.",
+        ),
+        (
+            "kind: customers\nfeilds:\n  customerId: Login\n",
+            "m.yaml, line 2: unknown key 'feilds' in the mapping. Did you mean 'fields'? "
+            "Allowed: kind, source, timezone, output_timezone, where, fields, events, aggregate.",
+        ),
+        (
+            "fields:\n  customerId: Login\n",
+            "m.yaml, line 1: `kind:` is missing. Add `kind: customers` or `kind: activities`.",
+        ),
+        (
+            "kind: customer\nfields:\n  customerId: Login\n",
+            "m.yaml, line 1: kind 'customer' is not customers or activities. Did you mean 'customers'?",
+        ),
+        (
+            "kind: activities\nfields:\n  customerid: Login\n",
+            "m.yaml, line 2: fields: eventname is required for activities and is not mapped. "
+            "Add `eventname: {column: ...}` (or value/template).",
+        ),
+        (
+            "kind: customers\nfields:\n  customerId: {column: Login, type: decimel}\n",
+            "m.yaml, line 3: customerId: unknown type 'decimel'. Did you mean 'decimal'? "
+            "Types: string, decimal, integer, datetime, date, currency, country.",
+        ),
+        (
+            "kind: customers\nfields:\n  customerId: {column: Login, value: x}\n",
+            "m.yaml, line 3: customerId: give exactly one of column, value or template (found 2).",
+        ),
+        (
+            "kind: customers\nfields:\n  customerId: {colum: Login}\n",
+            "m.yaml, line 3: unknown key 'colum' in field customerId. Did you mean 'column'? "
+            "Allowed: column, value, template, type, format, default, map, required, max_length, generate.",
+        ),
+        (
+            "kind: customers\nfields:\n  customerId: Login\n  regtime: {column: Reg, type: datetime, format: 'nothing'}\n",
+            None,
+        ),
+        (
+            "kind: customers\nfields:\n  customerId: {column: Login, format: '%d'}\n",
+            "m.yaml, line 3: customerId: format applies to datetime and date fields, and this one is string. "
+            "Add `type: datetime` (or date).",
+        ),
+        (
+            "kind: customers\ntimezone: Europe/Madird\nfields:\n  customerId: Login\n",
+            "m.yaml, line 2: unknown time zone 'Europe/Madird'. Use an IANA name such as Europe/Madrid or UTC.",
+        ),
+        (
+            "kind: customers\nfields:\n  customerId: {template: 'fx_'}\n",
+            "m.yaml, line 3: customerId: template 'fx_' names no {Column}. Use `value:` for a constant.",
+        ),
+        (
+            "kind: customers\nfields:\n  customerId: Login\n  Regtime: R\n",
+            "m.yaml, line 4: 'Regtime': field names are case-sensitive; did you mean regtime?",
+        ),
+        (
+            "kind: customers\nfields:\n  customerId: Login\n  x: {column: A, max_length: ten}\n",
+            "m.yaml, line 4: x: max_length must be a whole number of at least 1.",
+        ),
+        (
+            "kind: customers\nsource: {decimal: ';'}\nfields:\n  customerId: Login\n",
+            'm.yaml, line 2: source.decimal must be "." or ",", not \';\'.',
+        ),
+        (
+            "kind: customers\nsource: {format: xls}\nfields:\n  customerId: Login\n",
+            "m.yaml, line 2: unknown format 'xls'. Did you mean 'xlsx'? Formats: csv, tsv, xlsx, jsonl, json, parquet.",
+        ),
+        (
+            "kind: customers\nfields:\n  customerId: Login\n  customerId: Other\n",
+            "m.yaml, line 4: 'customerId' is given twice. Keep one of them.",
+        ),
+        (
+            "kind: customers\nfields: [a, b]\n",
+            "m.yaml, line 2: `fields:` is missing or empty. List the target fields, e.g. `customerid: {column: Login}`.",
+        ),
+        (
+            "kind: activities\nfields:\n  customerid: L\n  eventname: E\n  Value: {column: A, type: string}\n",
+            "m.yaml, line 5: Value must be typed decimal or integer, not string. "
+            "Remove the type to use the default, or pick one of those.",
+        ),
+        ("kind: [customers\n", None),
+    ],
+)
 def test_mapping_errors(tmp_path: Path, text: str, message: str | None) -> None:
     got = error_of(tmp_path, text)
     if message is None:
@@ -134,12 +189,19 @@ def test_mapping_errors(tmp_path: Path, text: str, message: str | None) -> None:
 
 
 def test_missing_column_suggests_closest_header(tmp_path: Path) -> None:
-    m = load_mapping(write(tmp_path, "kind: activities\nfields:\n  customerid: Login\n  eventname: {value: Deposit}\n"
-                                     "  Value: {column: Amout, type: decimal}\n"))
+    m = load_mapping(
+        write(
+            tmp_path,
+            "kind: activities\nfields:\n  customerid: Login\n  eventname: {value: Deposit}\n"
+            "  Value: {column: Amout, type: decimal}\n",
+        )
+    )
     with pytest.raises(MappingError) as info:
         check_columns(m, "deposits.csv", ["Login", "Amount", "Ccy"])
-    assert str(info.value) == (f"{m.path}, line 5: column 'Amout' is not in deposits.csv. Did you mean 'Amount'? "
-                               "Its columns are: Login, Amount, Ccy.")
+    assert str(info.value) == (
+        f"{m.path}, line 5: column 'Amout' is not in deposits.csv. Did you mean 'Amount'? "
+        "Its columns are: Login, Amount, Ccy."
+    )
 
 
 def test_where_column_checked_too(tmp_path: Path) -> None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import run_pipeline
 
 from t360cli.errors import MappingError
 from t360cli.mapping import load_mapping
-
-from helpers import run_pipeline
 
 WIDE = """Date,Login,Product,Lots,Volume,Rebate
 2025-07-21,7,FX,12.45,124500.00,24.90
@@ -43,8 +42,11 @@ def test_events_wide_rows(tmp_path: Path) -> None:
         {**base, "createtime": "2025-07-22", "eventname": "Lots", "Value": "0.10"},
     ]
     assert "daily.csv,4,Value: 'x' is not a number" in out.rejects  # the whole wide row, none of its events
-    assert out.totals == {"Lots": {"USD": {"Value": "12.55"}}, "Volume": {"USD": {"Value": "124500.00"}},
-                          "Rebate": {"USD": {"Value": "24.90"}}}
+    assert out.totals == {
+        "Lots": {"USD": {"Value": "12.55"}},
+        "Volume": {"USD": {"Value": "124500.00"}},
+        "Rebate": {"USD": {"Value": "24.90"}},
+    }
 
 
 def test_events_same_across_chunks(tmp_path: Path) -> None:
@@ -89,16 +91,49 @@ def test_aggregate_across_chunks_and_files(tmp_path: Path) -> None:
     stripped = [{k: v for k, v in r.items() if k != "eventid"} for r in out.records]
     # 23:30 Madrid is 21:30 UTC, same day; 0.1 + 0.2 + 0.7 is exactly 1.0
     assert stripped == [
-        {"customerid": "fx_7", "eventname": "DailyStats", "createtime": "2025-07-21", "Product": "FX",
-         "Lots": "1.0", "Profit": "3.31", "Currency": "USD", "Trades": "3"},
-        {"customerid": "fx_7", "eventname": "DailyStats", "createtime": "2025-07-21", "Product": "Metals",
-         "Lots": "1", "Profit": "-5", "Currency": "USD", "Trades": "1"},
-        {"customerid": "fx_7", "eventname": "DailyStats", "createtime": "2025-07-22", "Product": "FX",
-         "Lots": "1.0", "Profit": "3", "Currency": "USD", "Trades": "1"},
+        {
+            "customerid": "fx_7",
+            "eventname": "DailyStats",
+            "createtime": "2025-07-21",
+            "Product": "FX",
+            "Lots": "1.0",
+            "Profit": "3.31",
+            "Currency": "USD",
+            "Trades": "3",
+        },
+        {
+            "customerid": "fx_7",
+            "eventname": "DailyStats",
+            "createtime": "2025-07-21",
+            "Product": "Metals",
+            "Lots": "1",
+            "Profit": "-5",
+            "Currency": "USD",
+            "Trades": "1",
+        },
+        {
+            "customerid": "fx_7",
+            "eventname": "DailyStats",
+            "createtime": "2025-07-22",
+            "Product": "FX",
+            "Lots": "1.0",
+            "Profit": "3",
+            "Currency": "USD",
+            "Trades": "1",
+        },
     ]
     assert all(r["eventid"].startswith("t360-") and len(r["eventid"]) == 37 for r in out.records)
-    assert list(out.records[0]) == ["customerid", "eventname", "eventid", "createtime", "Product", "Lots",
-                                    "Profit", "Currency", "Trades"]
+    assert list(out.records[0]) == [
+        "customerid",
+        "eventname",
+        "eventid",
+        "createtime",
+        "Product",
+        "Lots",
+        "Profit",
+        "Currency",
+        "Trades",
+    ]
     one_chunk = run_pipeline(tmp_path, {"a.csv": TRADES_A, "b.csv": TRADES_B}, AGGREGATE)
     assert one_chunk.bodies == out.bodies
     assert "a.csv,5,Lots: 'bad' is not a number" in out.rejects
@@ -124,22 +159,35 @@ def test_hash_ids_stable_and_sensitive(tmp_path: Path) -> None:
     assert dup.counts.rows_duplicate == 1 and len(dup.records) == 1
 
 
-@pytest.mark.parametrize("text, message", [
-    ("kind: activities\nfields:\n  customerid: L\n  eventname: {value: X}\n  Currency: C\n  Lots: {column: A, type: decimal}\n"
-     "aggregate:\n  by: [customerid]\n  sum: [Lots]\n",
-     "line 5: aggregate: Currency can differ between the rows of a group. "
-     "Add Currency to aggregate.by, list it in sum:, or make it a value:."),
-    ("kind: activities\nfields:\n  customerid: L\n  eventname: {value: X}\n  Lots: {column: A}\n"
-     "aggregate:\n  by: [customerid]\n  sum: [Lots]\n",
-     "line 8: aggregate.sum: 'Lots' must be a decimal or integer field."),
-    ("kind: customers\nfields:\n  customerId: L\nevents:\n  - {x: {column: A}}\n",
-     "line 4: events: is for activities mappings only."),
-    ("kind: activities\nfields:\n  customerid: L\nevents:\n  - {eventname: {value: Lots}}\n",
-     "line 5: this event maps no column, so it could never be skipped when empty. "
-     "Give it at least one column, e.g. Value: {column: lots, type: decimal}."),
-    ("kind: activities\nfields:\n  customerid: L\n  eventname: {value: X}\n  eventid: {generate: uuid}\n",
-     "line 5: eventid: generate must be 'hash', not 'uuid'."),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "kind: activities\nfields:\n  customerid: L\n  eventname: {value: X}\n  Currency: C\n  Lots: {column: A, type: decimal}\n"
+            "aggregate:\n  by: [customerid]\n  sum: [Lots]\n",
+            "line 5: aggregate: Currency can differ between the rows of a group. "
+            "Add Currency to aggregate.by, list it in sum:, or make it a value:.",
+        ),
+        (
+            "kind: activities\nfields:\n  customerid: L\n  eventname: {value: X}\n  Lots: {column: A}\n"
+            "aggregate:\n  by: [customerid]\n  sum: [Lots]\n",
+            "line 8: aggregate.sum: 'Lots' must be a decimal or integer field.",
+        ),
+        (
+            "kind: customers\nfields:\n  customerId: L\nevents:\n  - {x: {column: A}}\n",
+            "line 4: events: is for activities mappings only.",
+        ),
+        (
+            "kind: activities\nfields:\n  customerid: L\nevents:\n  - {eventname: {value: Lots}}\n",
+            "line 5: this event maps no column, so it could never be skipped when empty. "
+            "Give it at least one column, e.g. Value: {column: lots, type: decimal}.",
+        ),
+        (
+            "kind: activities\nfields:\n  customerid: L\n  eventname: {value: X}\n  eventid: {generate: uuid}\n",
+            "line 5: eventid: generate must be 'hash', not 'uuid'.",
+        ),
+    ],
+)
 def test_power_mapping_errors(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "m.yaml"
     path.write_text(text)

@@ -7,10 +7,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from helpers import run_pipeline
 
 from t360cli.validate import Dedupe, HashIndex
-
-from helpers import run_pipeline
 
 DEPOSITS = """Txn ID,Login,Date,Amount,Ccy,Status,Method
 T1,00123,21.07.2025 08:46,"1.000,50",EUR,Approved,CC
@@ -47,13 +46,34 @@ def test_activities_every_bucket(tmp_path: Path) -> None:
     assert (c.rows_read, c.rows_valid, c.rows_rejected, c.rows_filtered, c.rows_duplicate) == (9, 3, 4, 1, 1)
     assert c.balanced() and c.records_valid == 3
     assert out.records == [
-        {"customerid": "fx_00123", "eventname": "Deposit", "eventid": "T1", "createtime": "2025-07-21 06:46",
-         "Value": "1000.50", "Currency": "EUR", "deposit_type": "credit_card"},
-        {"customerid": "fx_00124", "eventname": "Deposit", "eventid": "T2", "createtime": "2025-07-21 07:00",
-         "Value": "250", "Currency": "USD", "deposit_type": "bank_transfer"},
+        {
+            "customerid": "fx_00123",
+            "eventname": "Deposit",
+            "eventid": "T1",
+            "createtime": "2025-07-21 06:46",
+            "Value": "1000.50",
+            "Currency": "EUR",
+            "deposit_type": "credit_card",
+        },
+        {
+            "customerid": "fx_00124",
+            "eventname": "Deposit",
+            "eventid": "T2",
+            "createtime": "2025-07-21 07:00",
+            "Value": "250",
+            "Currency": "USD",
+            "deposit_type": "bank_transfer",
+        },
         # fall back: 02:30 happens twice in Madrid on 2025-10-26... 27.10 is a plain CET day
-        {"customerid": "fx_00128", "eventname": "Deposit", "eventid": "T7", "createtime": "2025-10-27 01:30",
-         "Value": "0.1", "Currency": "USD", "deposit_type": "credit_card"},
+        {
+            "customerid": "fx_00128",
+            "eventname": "Deposit",
+            "eventid": "T7",
+            "createtime": "2025-10-27 01:30",
+            "Value": "0.1",
+            "Currency": "USD",
+            "deposit_type": "credit_card",
+        },
     ]
     assert out.rejects == (
         "source_file,source_line,reason,Txn ID,Login,Date,Amount,Ccy,Status,Method\n"
@@ -101,16 +121,28 @@ def test_customers_rules_and_latest_wins(tmp_path: Path) -> None:
     assert (c.rows_read, c.rows_valid, c.rows_rejected, c.rows_duplicate) == (6, 3, 2, 1)
     assert c.unattributed_customers == 1  # fx_3; fx_1's latest record has a tracking value
     assert out.records == [
-        {"customerId": "fx_1", "regtime": "2025-07-21 08:46", "country": "ES",
-         "tracking_data": "2001_1000_abcdefg", "firstName": "Maria"},
+        {
+            "customerId": "fx_1",
+            "regtime": "2025-07-21 08:46",
+            "country": "ES",
+            "tracking_data": "2001_1000_abcdefg",
+            "firstName": "Maria",
+        },
         {"customerId": "fx_3", "regtime": "2025-07-21 00:00", "country": "DE", "firstName": "Ann"},
-        {"customerId": "fx_1", "regtime": "2025-07-21 08:46", "country": "ES",
-         "tracking_data": "2001_1000_new", "firstName": "Maria"},
+        {
+            "customerId": "fx_1",
+            "regtime": "2025-07-21 08:46",
+            "country": "ES",
+            "tracking_data": "2001_1000_new",
+            "firstName": "Maria",
+        },
     ]
     lines = out.rejects.splitlines()
     assert lines[1].startswith('customers.csv,3,"tracking_data: 56 characters, at most 50",2,')
-    assert lines[2] == ("customers.csv,7,regtime: 'yesterday' is not an ISO 8601 date or time; "
-                        "set format: in the mapping; country: 'Atlantis' is not a known country,4,yesterday,Atlantis,t,Bob")
+    assert lines[2] == (
+        "customers.csv,7,regtime: 'yesterday' is not an ISO 8601 date or time; "
+        "set format: in the mapping; country: 'Atlantis' is not a known country,4,yesterday,Atlantis,t,Bob"
+    )
     assert out.totals == {}
 
 
@@ -122,9 +154,11 @@ def test_limit_reads_first_rows_only(tmp_path: Path) -> None:
 def test_rejects_union_of_headers_in_order(tmp_path: Path) -> None:
     files = {"a.csv": "Login,Tag\n1,\n,x\n", "b.csv": "Login,Extra,Tag\n,e,y\n"}
     out = run_pipeline(tmp_path, files, "kind: customers\nfields:\n  customerId: Login\n  tracking_data: Tag\n")
-    assert out.rejects == ("source_file,source_line,reason,Login,Tag,Extra\n"
-                           "a.csv,3,\"customerId: required, but empty\",,x,\n"
-                           "b.csv,2,\"customerId: required, but empty\",,y,e\n")
+    assert out.rejects == (
+        "source_file,source_line,reason,Login,Tag,Extra\n"
+        'a.csv,3,"customerId: required, but empty",,x,\n'
+        'b.csv,2,"customerId: required, but empty",,y,e\n'
+    )
 
 
 def test_no_rejects_file_when_all_valid(tmp_path: Path) -> None:
@@ -165,10 +199,13 @@ def test_hash_index_newest_wins() -> None:
     assert len(index.runs) <= 8  # log-structured: runs merge
 
 
-@pytest.mark.parametrize("kind, keys, texts, expected", [
-    ("activities", ["a", "b", "a", "c", None, "b"], ["1", "2", "1", "3", "x", "2x"], [0, 0, 1, 0, 0, 2]),
-    ("customers", ["a", "a", "a", "b"], ["1", "1", "2", "1"], [0, 1, 0, 0]),
-])
+@pytest.mark.parametrize(
+    "kind, keys, texts, expected",
+    [
+        ("activities", ["a", "b", "a", "c", None, "b"], ["1", "2", "1", "3", "x", "2x"], [0, 0, 1, 0, 0, 2]),
+        ("customers", ["a", "a", "a", "b"], ["1", "1", "2", "1"], [0, 1, 0, 0]),
+    ],
+)
 def test_dedupe_rules(kind: str, keys: list, texts: list, expected: list) -> None:
     assert Dedupe(kind).classify(pa.array(keys, pa.string()), pa.array(texts)).tolist() == expected
 
