@@ -219,12 +219,12 @@ def test_fast_and_slow_csv_paths_agree(tmp_path, monkeypatch):
         yield
 
     with monkeypatch.context() as m:
-        m.setattr(readers, "_csv_slow", refuse)
+        m.setattr(readers.csvsrc, "_csv_slow", refuse)
         fast = read_all([p], chunk_rows=4)[1:]
-    monkeypatch.setattr(readers, "_csv_fast", refuse)
+    monkeypatch.setattr(readers.csvsrc, "_csv_fast", refuse)
     with pytest.raises(AssertionError, match="not expected"):
         read_all([p])
-    monkeypatch.setattr(readers, "_csv_fast", lambda *a: (_ for _ in ()).throw(readers._SlowPath()))
+    monkeypatch.setattr(readers.csvsrc, "_csv_fast", lambda *a: (_ for _ in ()).throw(readers.csvsrc._SlowPath()))
     slow = read_all([p], chunk_rows=4)[1:]
     assert fast == slow
     assert fast[1][:7] == [2, 5, 6, 9, 11, 12, 13]  # "a\nb" spans 2-3, blank 4, CRLFs inside 6-8
@@ -249,7 +249,7 @@ def test_fast_and_slow_csv_paths_agree(tmp_path, monkeypatch):
 def test_slow_path_reads_every_csv_like_the_fast_path(tmp_path, monkeypatch, name, opts, gz):
     p = gz_copy(DATA / name, tmp_path) if gz else DATA / name
     fast = read_all([p], opts, chunk_rows=2)[1:]
-    monkeypatch.setattr(readers, "_csv_fast", lambda *a: (_ for _ in ()).throw(readers._SlowPath()))
+    monkeypatch.setattr(readers.csvsrc, "_csv_fast", lambda *a: (_ for _ in ()).throw(readers.csvsrc._SlowPath()))
     assert read_all([p], opts, chunk_rows=2)[1:] == fast and fast[0]
 
 

@@ -1,0 +1,196 @@
+"""JSON Lines and JSON array readers: numbers kept as written in the source."""
+
+from __future__ import annotations
+
+import codecs
+import io
+import itertools
+import json
+import re
+from collections.abc import Iterator
+
+import numpy as np
+
+from t360cli.errors import InputError
+from t360cli.readers.base import BadRow, Chunk, Source, SourceOptions, _decode_error, _open_bin, _open_text, _text_table
+
+
+class _Num(str):
+    """The exact source text of a JSON number."""
+
+    __slots__ = ()
+
+
+_DECODER = json.JSONDecoder(parse_float=_Num, parse_int=_Num)
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+def _compact(v: object) -> str:
+    """Compact JSON text of a nested value, numbers as written in the source."""
+    if isinstance(v, dict):
+        return (
+            "{"
+            + ",".join(json.dumps(k, ensure_ascii=False) + ":" + _compact(x) for k, x in v.items())
+            + "}"
+        )
+    if isinstance(v, list):
+        return "[" + ",".join(_compact(x) for x in v) + "]"
+    if type(v) is _Num:
+        return v  # type: ignore[return-value]
+    return json.dumps(v, ensure_ascii=False)
+
+
+def _jtext(v: object) -> str:
+    if v is None:
+        return ""
+    if v is True or v is False:
+        return "true" if v else "false"
+    return _compact(v)
+
+
+def _blank(obj: dict) -> bool:
+    """True when every value is null or "" (any() settles the usual case in C)."""
+    return not any(obj.values()) and all(v is None or v == "" for v in obj.values())
+
+
+def _json_chunk(src: Source, rows: list[dict], lines: list[int], bad: list[BadRow]) -> Chunk:
+    names = list(dict.fromkeys(itertools.chain.from_iterable(rows)))
+    cols, numeric = [], {}
+    for k in names:
+        col = [r.get(k, "") for r in rows]
+        types = set(map(type, col))
+        numeric[k] = (
+            np.fromiter((type(v) is _Num for v in col), bool, len(col))
+            if _Num in types
+            else np.zeros(len(col), bool)
+        )
+        cols.append(
+            col
+            if types <= {str, _Num}
+            else [v if type(v) in (str, _Num) else _jtext(v) for v in col]
+        )
+    return Chunk(src, names, _text_table(names, cols), np.array(lines, np.int64), numeric, bad)
+
+
+def _json_chunks(src: Source, objs: Iterator[tuple[int, object]], size: int) -> Iterator[Chunk]:
+    rows: list[dict] = []
+    lines: list[int] = []
+    bad: list[BadRow] = []
+    for no, obj in objs:
+        if isinstance(obj, BadRow):
+            bad.append(obj)
+        elif not _blank(obj):  # type: ignore[arg-type]
+            rows.append(obj)  # type: ignore[arg-type]
+            lines.append(no)
+            if len(rows) == size:
+                yield _json_chunk(src, rows, lines, bad)
+                rows, lines, bad = [], [], []
+    if rows or bad:
+        yield _json_chunk(src, rows, lines, bad)
+
+
+def _jsonl_objects(src: Source, opts: SourceOptions) -> Iterator[tuple[int, object]]:
+    """(line, object) per non-blank line; a BadRow in place of a line that is not a JSON object."""
+    enc = opts.encoding
+    codecs.lookup(enc)  # an unknown name fails here, before a file is open
+    with _open_bin(src.path) as f:
+        for no, raw in enumerate(f, 1):
+            try:
+                text = raw.decode(enc)
+            except UnicodeDecodeError as e:
+                raise _decode_error(src, enc, no) from e
+            if not text.strip():
+                continue
+            try:
+                obj = _DECODER.decode(text)
+            except json.JSONDecodeError as e:
+                yield no, BadRow(no, f"not valid JSON: {e.msg} at column {e.colno}", {})
+                continue
+            if type(obj) is not dict:
+                yield no, BadRow(no, f"not a JSON object but {_kind(obj)}", {})
+                continue
+            yield no, obj
+
+
+def _kind(v: object) -> str:
+    if isinstance(v, list):
+        return "an array"
+    if type(v) is _Num:
+        return "a number"
+    return "a string" if isinstance(v, str) else "null" if v is None else "a boolean"
+
+
+def _read_jsonl(src: Source, opts: SourceOptions, size: int) -> Iterator[Chunk]:
+    return _json_chunks(src, _jsonl_objects(src, opts), size)
+
+
+def _read_json(src: Source, opts: SourceOptions, size: int) -> Iterator[Chunk]:
+    return _json_chunks(src, _json_objects(src, opts), size)
+
+
+def _json_objects(src: Source, opts: SourceOptions) -> Iterator[tuple[int, object]]:
+    enc = opts.encoding
+    try:
+        with _open_text(src, enc) as f:
+            yield from _JsonArray(f, src.name)
+    except UnicodeDecodeError as e:
+        raise _decode_error(src, enc) from e
+
+
+class _JsonArray:
+    """Streams (1-based index, object) from a top-level JSON array without loading the file."""
+
+    def __init__(self, f: io.TextIOBase, name: str) -> None:
+        self.f, self.name, self.buf, self.pos, self.eof = f, name, "", 0, False
+
+    def _more(self) -> bool:
+        block = "" if self.eof else self.f.read(max(1 << 16, len(self.buf) - self.pos))
+        self.eof = not block
+        self.buf, self.pos = self.buf[self.pos :] + block, 0
+        return bool(block)
+
+    def _peek(self) -> str:
+        while True:
+            self.pos = _WS.match(self.buf, self.pos).end()  # type: ignore[union-attr]
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self._more():
+                return ""
+
+    def _fail(self, what: str) -> InputError:
+        return InputError(
+            f"{self.name}: {what}.", "A .json source must be one array of objects: [{...}, {...}]."
+        )
+
+    def __iter__(self) -> Iterator[tuple[int, object]]:
+        if self._peek() != "[":
+            raise self._fail("not a JSON array")
+        self.pos += 1
+        if self._peek() == "]":
+            return
+        for idx in itertools.count(1):
+            obj = self._value(idx)
+            if type(obj) is not dict:
+                raise self._fail(f"record {idx} is {_kind(obj)}, not an object")
+            yield idx, obj
+            c = self._peek()
+            self.pos += 1
+            if c == "]":
+                if self._peek():
+                    raise self._fail(
+                        f"unexpected text after the array's closing ']' (after record {idx})"
+                    )
+                return
+            if c != ",":
+                raise self._fail(f"expected ',' or ']' after record {idx}")
+
+    def _value(self, idx: int) -> object:
+        self._peek()
+        while True:
+            try:
+                obj, self.pos = _DECODER.raw_decode(self.buf, self.pos)
+                return obj
+            except json.JSONDecodeError as e:
+                cut = e.pos >= len(self.buf) - 16 or e.msg.startswith("Unterminated string")
+                if not (cut and self._more()):  # a real error, not the end of what was read so far
+                    raise self._fail(f"record {idx} is not valid JSON: {e.msg}") from e
