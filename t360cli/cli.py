@@ -6,6 +6,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -68,10 +69,23 @@ def _run_opts(**kw: Any) -> Any:
 
 def _settings(config: str | None, term: Terminal, **cli: Any) -> Any:
     settings = resolve(config, cli)
-    if term.verbose:
-        for key, source in sorted(settings.sources.items()):
-            term.note(f"setting {key} from {source}")
+    if term.verbose:  # where each setting came from (the key itself is never a setting)
+        term.note(f"config file: {settings.config_path or 'none'} ({settings.sources['config_path']})")
+        for f in fields(settings):
+            if f.name not in ("config_path", "sources"):
+                source = settings.sources.get(f.name, "default")
+                term.note(f"setting {f.name} = {getattr(settings, f.name)!r} ({source})")
     return settings
+
+
+def _stopped(report: dict[str, Any], max_rejects: str | None, term: Terminal) -> int:
+    """A dry run over --max-rejects exits 3: say why on stderr, as upload does."""
+    code = int(report["exit_code"])
+    if code == ExitCode.STOPPED:
+        where = f" See the rejects file {report['rejects']}." if report.get("rejects") else ""
+        term.error(f"{report['rows_rejected']} of {report['rows_read']} rows are invalid, "
+                   f"more than --max-rejects {max_rejects}.{where}")
+    return code
 
 
 @app.command()
@@ -90,7 +104,7 @@ def upload(files: Files, mapping: MappingOpt, config: ConfigOpt = None, base_url
                              concurrency=concurrency, rate_limit=rate)
         opts = _run_opts(files=files, mapping=mapping, dry_run=dry_run, limit=limit, max_rejects=max_rejects,
                          log=log, restart=restart, rejects=rejects, report=report)
-        return int(run.upload(opts, settings, term)["exit_code"])
+        return _stopped(run.upload(opts, settings, term), max_rejects, term)
 
     _call(body, quiet, verbose)
 
@@ -106,7 +120,7 @@ def validate(files: Files, mapping: MappingOpt, config: ConfigOpt = None, batch_
         settings = _settings(config, term, batch_size=batch_size)
         opts = _run_opts(files=files, mapping=mapping, dry_run=True, limit=limit, max_rejects=max_rejects,
                          rejects=rejects, report=report)
-        return int(run.validate(opts, settings, term)["exit_code"])
+        return _stopped(run.validate(opts, settings, term), max_rejects, term)
 
     _call(body, quiet, verbose)
 
@@ -160,7 +174,7 @@ def mapping_init(file: Annotated[str, typer.Argument(help="An export to read the
 @app.command()
 def sandbox(host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
             port: Annotated[int, typer.Option(help="Port (0 = any free port).")] = 8360,
-            db: Annotated[Optional[str], typer.Option(help="SQLite file [default: <state_dir>/sandbox.sqlite].")] = None,
+            db: Annotated[Optional[str], typer.Option(help="SQLite file [default: <state_dir>/sandbox.db].")] = None,
             api_key: Annotated[Optional[str], typer.Option("--api-key", help="Key to accept [default: $T360_API_KEY, else 'sandbox-key'].")] = None,
             fail_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of requests answered 503.")] = 0.0,
             throttle_rate: Annotated[float, typer.Option(min=0, max=1, help="Share answered 429 with Retry-After.")] = 0.0,

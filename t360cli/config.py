@@ -6,6 +6,7 @@ config file are reported in one message.
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -85,26 +86,36 @@ _KEYS = {f.name for f in fields(Settings)} - {"config_path", "sources", "max_att
 _RETRY_KEYS = {"max_attempts", "backoff_initial_s", "backoff_max_s"}
 
 
-def _coerce(name: str, value: Any, problems: list[str]) -> Any:
+def _coerce(name: str, value: Any, problems: list[str], label: str) -> Any:
+    """The config value as the type of the setting's default; a problem line if it is not."""
     default = getattr(Settings, name)
     if value is None:
         if name in ("rate_limit", "api_key_file", "base_url"):
             return None
-        problems.append(f"• {name}: must not be empty")
+        problems.append(f"• {label}: must not be empty")
         return default
-    kind = {int: int, float: float, bool: bool}.get(type(default), str)
-    if name == "rate_limit":
-        kind = float
+    kind = float if name == "rate_limit" else {int: int, float: float, bool: bool}.get(type(default), str)
+    wrong = (isinstance(value, bool) != (kind is bool)
+             or (kind is str and not isinstance(value, str))
+             or (kind is int and isinstance(value, float) and not value.is_integer()))
     try:
-        if kind is bool and not isinstance(value, bool):
+        if wrong:
             raise ValueError
         out = kind(value)
     except (TypeError, ValueError):
-        problems.append(f"• {name}: must be {kind.__name__}, not {value!r}")
+        problems.append(f"• {label}: must be {_KIND_NAMES[kind]}, not {value!r}")
         return default
-    if kind in (int, float) and out <= 0 and name != "rate_limit" or (name == "rate_limit" and out <= 0):
-        problems.append(f"• {name}: must be > 0")
+    if kind in (int, float) and out <= 0:
+        problems.append(f"• {label}: must be > 0, not {value!r}")
     return out
+
+
+_KIND_NAMES = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
+
+
+def _unknown(key: Any, allowed: set[str], label: str) -> str:
+    close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+    return f"• {label}: unknown key" + (f"; did you mean {close[0]}?" if close else "")
 
 
 def _file_values(path: Path) -> dict[str, Any]:
@@ -119,27 +130,44 @@ def _file_values(path: Path) -> dict[str, Any]:
     return data
 
 
+def _config_path(config: str | None) -> tuple[str | None, str]:
+    if config:
+        return config, "command line -c"
+    if os.environ.get("T360_CONFIG"):
+        return os.environ["T360_CONFIG"], "environment $T360_CONFIG"
+    if Path("config.yaml").exists():
+        return "config.yaml", "./config.yaml in the current directory"
+    return None, "no -c, no $T360_CONFIG, no ./config.yaml"
+
+
+def _apply_file(s: Settings, path: str) -> None:
+    """Settings from the config file; every invalid key reported in one UsageError."""
+    data = _file_values(Path(path))
+    retry = data.pop("retry", None) or {}
+    problems: list[str] = []
+    if not isinstance(retry, dict):
+        problems.append("• retry: must be a map (max_attempts, backoff_initial_s, backoff_max_s)")
+        retry = {}
+    items = [(k, v, _KEYS, str(k)) for k, v in data.items()]
+    items += [(k, v, _RETRY_KEYS, f"retry.{k}") for k, v in retry.items()]
+    for key, value, allowed, label in items:
+        if key not in allowed:
+            problems.append(_unknown(key, allowed, label))
+            continue
+        setattr(s, key, _coerce(key, value, problems, label))
+        s.sources[key] = f"config file {path}"
+    if problems:
+        raise UsageError(f"invalid config {path} (config.example.yaml shows every key):\n" + "\n".join(problems))
+
+
 def resolve(config: str | None = None, cli: dict[str, Any] | None = None) -> Settings:
     """Build Settings from the command line, the environment and the config file."""
     s = Settings()
-    path = config or os.environ.get("T360_CONFIG") or ("config.yaml" if Path("config.yaml").exists() else None)
-    problems: list[str] = []
+    path, origin = _config_path(config)
+    s.sources["config_path"] = origin
     if path:
         s.config_path = path
-        data = _file_values(Path(path))
-        retry = data.pop("retry", {}) or {}
-        if not isinstance(retry, dict):
-            problems.append("• retry: must be a map (max_attempts, backoff_initial_s, backoff_max_s)")
-            retry = {}
-        for key, value in [*data.items(), *retry.items()]:
-            allowed = _RETRY_KEYS if key in retry and key not in data else _KEYS
-            if key not in allowed:
-                problems.append(f"• {key}: unknown key")
-                continue
-            setattr(s, key, _coerce(key, value, problems))
-            s.sources[key] = f"config file {path}"
-    if problems:
-        raise UsageError(f"invalid config {path}:\n" + "\n".join(problems))
+        _apply_file(s, path)
     for key, var in ENV.items():
         if os.environ.get(var):
             setattr(s, key, os.environ[var])

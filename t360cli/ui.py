@@ -8,8 +8,10 @@ import time
 from typing import IO, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from t360cli.report import Counts
 
@@ -51,12 +53,12 @@ class Terminal:
         if self.quiet:
             return
         if not self.is_tty:
-            self.out.print(f"t360: {title}")
+            self.out.print(f"t360: {title}", markup=False)
             return
         self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                             TextColumn("{task.fields[stats]}"), TimeElapsedColumn(),
                             TimeRemainingColumn(), console=self.out, transient=True)
-        self.task = self.bar.add_task(title[:40], total=None, stats="")
+        self.task = self.bar.add_task(escape(title[:40]), total=None, stats="")
         self.bar.start()
 
     def progress(self, counts: Counts, bytes_done: int | None = None) -> None:
@@ -71,15 +73,15 @@ class Terminal:
             self.bar.update(self.task, stats=stats)
         elif not self.quiet and not self.is_tty and time.monotonic() - self.last_plain >= PLAIN_EVERY_S:
             self.last_plain = time.monotonic()
-            self.out.print(f"t360: {stats}")
+            self.out.print(f"t360: {stats}", markup=False)
 
     def retry(self, label: str) -> None:
         self.retries += 1
         if self.verbose and not self.is_tty:
-            self.out.print(f"t360: retrying after {label}")
+            self.out.print(f"t360: retrying after {label}", markup=False)
 
     def note(self, text: str) -> None:
-        self.err.print(text)
+        self.err.print(text, markup=False)
 
     def finish(self, report: dict[str, Any]) -> None:
         if self.bar is not None:
@@ -91,7 +93,7 @@ class Terminal:
             self.out.print(summary_table(report))
         else:
             for line in summary_lines(report):
-                self.out.print(line)
+                self.out.print(line, markup=False)
 
     # -- messages -----------------------------------------------------------------
     def error(self, message: str) -> None:
@@ -121,16 +123,20 @@ def _visible(report: dict[str, Any]) -> list[tuple[str, Any]]:
     return rows
 
 
+def _what(report: dict[str, Any]) -> str:
+    return "dry run" if report.get("dry_run") else "upload"
+
+
 def summary_table(report: dict[str, Any]) -> Table:
-    title = f"t360 {'dry run' if report.get('dry_run') else 'upload'}: {report.get('kind')} (exit {report.get('exit_code')})"
+    title = f"t360 {_what(report)}: {report.get('kind')} (exit {report.get('exit_code')})"
     table = Table(title=title, show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
     for label, value in _visible(report):
-        table.add_row(label, str(value))
+        table.add_row(label, Text(str(value)))  # file names are not markup
     return table
 
 
 def summary_lines(report: dict[str, Any]) -> list[str]:
-    head = f"t360: {'dry run' if report.get('dry_run') else 'upload'} of {report.get('kind')} finished, exit {report.get('exit_code')}"
+    head = f"t360: {_what(report)} of {report.get('kind')} finished, exit {report.get('exit_code')}"
     return [head] + [f"t360: {label}: {value}" for label, value in _visible(report)]
