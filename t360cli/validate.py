@@ -14,7 +14,6 @@ million ids cost ~16 MB instead of ~100 MB for a Python dict.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 EMPTY_U64 = np.empty(0, dtype=np.uint64)
@@ -133,10 +132,13 @@ class Dedupe:
 
     def _latest_wins(self, k: np.ndarray, c: np.ndarray) -> np.ndarray:
         found, prev = self.index.lookup(k)
-        pos = pd.Series(np.arange(len(k))).groupby(k, sort=False).shift(1)  # previous row, same id
-        has_before = pos.notna().to_numpy()
+        order = np.argsort(k, kind="stable")  # rows of one id together, in file order
+        same = k[order][1:] == k[order][:-1]
+        before = np.full(len(k), -1, dtype=np.int64)  # the previous row with the same id
+        before[order[1:][same]] = order[:-1][same]
+        has_before = before >= 0
         ref = prev.copy()
-        ref[has_before] = c[pos[has_before].to_numpy(dtype=np.int64)]
+        ref[has_before] = c[before[has_before]]
         seen = has_before | found
         out = np.where(seen & (ref == c), self.DUPLICATE, self.KEEP).astype(np.int8)
         self.index.put(k, c)
