@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -13,7 +13,8 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 from rich.text import Text
 
-from t360cli.report import Counts
+if TYPE_CHECKING:  # pyarrow only once a command runs: cli.main() picks its allocator first
+    from t360cli.report import Counts
 
 PLAIN_EVERY_S = 10.0
 
@@ -61,6 +62,11 @@ class Terminal:
         self.task = self.bar.add_task(escape(title[:40]), total=None, stats="")
         self.bar.start()
 
+    def expect_rows(self, rows: int | None) -> None:
+        """An estimate of the rows to read, for the bar's ETA (terminal only)."""
+        if self.bar is not None and self.task is not None and rows:
+            self.bar.update(self.task, total=rows)
+
     def progress(self, counts: Counts, bytes_done: int | None = None) -> None:
         elapsed = max(time.monotonic() - self.started, 1e-6)
         stats = f"rows {counts.rows_read:,}  rejected {counts.rows_rejected:,}"
@@ -70,7 +76,7 @@ class Terminal:
         else:
             stats += f"  {counts.rows_read / elapsed:,.0f} rows/s"
         if self.bar is not None and self.task is not None:
-            self.bar.update(self.task, stats=stats)
+            self.bar.update(self.task, stats=stats, completed=counts.rows_read)
         elif not self.quiet and not self.is_tty and time.monotonic() - self.last_plain >= PLAIN_EVERY_S:
             self.last_plain = time.monotonic()
             self.out.print(f"t360: {stats}", markup=False)

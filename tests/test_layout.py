@@ -73,3 +73,14 @@ def test_sandbox_shares_only_the_contract() -> None:
 def test_modules_stay_small(path: Path) -> None:
     lines = len(path.read_text(encoding="utf-8").splitlines())
     assert lines < MAX_LINES, f"{name_of(path)} has {lines} lines; split it (modules stay under ~400)"
+
+
+def test_cli_import_leaves_pyarrow_unloaded() -> None:
+    """cli.main() picks Arrow's allocator via the environment, so pyarrow must not be
+    imported before it runs (a 60 MB difference in peak RSS on 1M rows)."""
+    import subprocess
+    import sys
+
+    code = "import sys, t360cli.cli; print('pyarrow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
