@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -193,6 +194,86 @@ def trades(rows: int, seed: int, path: Path) -> dict[str, int]:
             "rows_filtered": 0, "rows_duplicate": 0}
 
 
+def trades_fixed(rows: int, seed: int, path: Path) -> dict[str, int]:
+    """Closed trades over a fixed set of groups: 250 traders, 20 days, 4 product lines.
+
+    Same columns and bad rows as `trades`; at most 20,000 DailyStats groups whatever
+    --rows, so the aggregate's memory must not grow with the file (bench/mapping_power.py).
+    """
+    rng = np.random.default_rng(seed)
+    names = list(SYMBOLS)
+    sym = g.choice(rng, names, rows, SYMBOL_P)
+    spec = np.array([SYMBOLS[s][1:] for s in names], dtype=np.float64)[sym]
+    lots = np.clip(np.exp(rng.normal(-0.5, 1.1, rows)) * 100, 1, 5000).astype(np.int64)
+    login = rng.integers(5_000_000, 5_000_250, rows)
+    close = rng.integers(0, 20 * 86400, rows) + 30 * 86400  # 20 whole days from May 1st
+    bad = np.where(rng.random(rows) < 0.01, rng.integers(1, 4, rows), 0)
+    product = np.array([["FX", "Metals", "CFD", "Crypto"].index(SYMBOLS[s][0]) for s in names])[sym]
+    valid = bad == 0
+    day = close // 86400 - 30
+    groups = np.unique((((login - 5_000_000) * 20 + day) * 4 + product)[valid])
+    g.write_csv(path, {
+        "Ticket": g.text(np.arange(rows) + 80_000_000),
+        "Login": g.corrupt(g.text(login), bad == 1, rng, [""]),
+        "Symbol": g.corrupt(g.labels(names, sym), bad == 2, rng, ["EURUSD.x", "SPX500"]),
+        "Type": g.labels(["Buy", "Sell"], rng.integers(0, 2, rows)),
+        "Open Time": g.stamp(close - rng.integers(60, 3600, rows)),
+        "Close Time": g.stamp(close),
+        "Lots": g.corrupt(g.money(lots), bad == 3, rng, ["0,5", "n/a"]),
+        "Volume": g.money(np.round(lots * spec[:, 0] * spec[:, 1]).astype(np.int64)),
+        "Rebate": g.money(lots * spec[:, 2].astype(np.int64)),
+        "Profit": _signed(np.round(rng.normal(0, 40, rows) * lots).astype(np.int64)),
+    })
+    return {"rows_valid": int(valid.sum()), "rows_rejected": int((~valid).sum()),
+            "rows_filtered": 0, "rows_duplicate": 0, "records_valid": len(groups)}
+
+
+PRODUCT_LINES = ["Forex", "Metals", "Indices", "Crypto"]
+DAYS_30 = [(g.FIRST_DAY + timedelta(days=d)).isoformat() for d in range(30)]
+GROUPS = ["real\\standard", "real\\pro", "demo\\standard"]
+
+
+def wide(rows: int, seed: int, path: Path) -> dict[str, int]:
+    """Daily trading report, one wide row per account, day and product line (bench/events.yaml).
+
+    Report Date, Login, Group, Product Line, Lots, Volume ("2,486,000.00"), Rebate, Trades, Ccy.
+    Each base row has its own (login, day, product line), so records never collide by chance.
+    ~1% bad (lots `#N/A`, product `Bonds`, empty login, date `2025-07-32`); ~4% demo and ~1%
+    with every KPI empty (both filtered); 5% without rebate (no Rebate event); 1% duplicates.
+    """
+    rng = np.random.default_rng(seed)
+    n, n_dup, _ = g.base_size(rows, 0.01, 0.0)
+    cat = g.choice(rng, ["clean", "demo", "empty", "bad"], n, [94, 4, 1, 1])
+    plan = g.make_plan(rng, cat == 0, n_dup, 0)
+    key = rng.permutation(n)  # (login, day, product line) of each base row, all distinct
+    lots = np.clip(np.exp(rng.normal(1.5, 1.2, n)) * 100, 1, 500_000).astype(np.int64)
+    no_rebate = (cat == 0) & (rng.random(n) < 0.05)
+    bad = np.where(cat == 3, rng.integers(1, 5, n), 0)
+    group = np.where(cat == 1, 2, rng.integers(0, 2, n))
+    c = {k: plan.take(v) for k, v in {"key": key, "lots": lots, "bad": bad, "group": group,
+                                       "cat": cat, "norebate": no_rebate}.items()}
+    empty, b = c["cat"] == 2, c["bad"]
+
+    def kpi(col: pa.Array, blank: np.ndarray = empty) -> pa.Array:
+        return pc.if_else(pa.array(blank), "", col)
+
+    g.write_csv(path, {
+        "Report Date": g.corrupt(g.labels(DAYS_30, c["key"] // 4 % 30), b == 4, rng, ["2025-07-32"]),
+        "Login": g.corrupt(g.text(6_000_000 + c["key"] // 120), b == 3, rng, [""]),
+        "Group": g.labels(GROUPS, c["group"]),
+        "Product Line": g.corrupt(g.labels(PRODUCT_LINES, c["key"] % 4), b == 2, rng, ["Bonds"]),
+        "Lots": kpi(g.corrupt(g.money(c["lots"]), b == 1, rng, ["#N/A"])),
+        "Volume": kpi(g.money(c["lots"] * 110_000, ".", ",")),
+        "Rebate": kpi(g.money(c["lots"] * 2), empty | c["norebate"]),
+        "Trades": g.text(1 + c["lots"] % 57),
+        "Ccy": g.labels(["USD"], np.zeros(rows, np.int64)),
+    })
+    clean = int((cat == 0).sum())
+    return {"rows_valid": clean, "rows_rejected": int((cat == 3).sum()),
+            "rows_filtered": int(((cat == 1) | (cat == 2)).sum()), "rows_duplicate": n_dup,
+            "records_valid": 3 * clean - int(no_rebate.sum())}
+
+
 def xlsx(rows: int, seed: int, path: Path) -> dict[str, int]:
     """Deposits workbook, European formats: text `1.234,50` and `21.07.2025 08:46` cells."""
     from openpyxl import Workbook
@@ -225,7 +306,8 @@ def xlsx(rows: int, seed: int, path: Path) -> dict[str, int]:
     return expected
 
 
-KINDS = {"activities": activities, "customers": customers, "trades": trades, "xlsx": xlsx}
+KINDS = {"activities": activities, "customers": customers, "trades": trades,
+         "trades_fixed": trades_fixed, "wide": wide, "xlsx": xlsx}
 
 
 def default_path(kind: str, rows: int) -> Path:

@@ -51,6 +51,15 @@ def parse_events(ck: Any, tree: Any, m: Mapping) -> list[list[FieldSpec]]:
     return events
 
 
+def kpi_specs(specs: list[FieldSpec]) -> list[FieldSpec]:
+    """The fields whose emptiness skips an event: its Value and numeric KPIs read from
+    columns; failing those, every column field it maps except eventid (an id built
+    from a template is always there)."""
+    read = [s for s in specs if s.column or s.template]
+    kpis = [s for s in read if s.target == "Value" or s.type in ("decimal", "integer")]
+    return kpis or [s for s in read if s.target != "eventid"]
+
+
 @dataclass
 class Expanded:
     """The chunk's events, row-major: record i comes from row rows[i]."""
@@ -70,9 +79,8 @@ def expand(m: Mapping, chunk: Chunk) -> Expanded:
         mapped = transform.apply(m, chunk, specs)
         errors = transform.add_error(errors, mapped.errors)
         has = np.zeros(n, dtype=bool)
-        for spec in specs:  # presence of the raw cells: an invalid KPI still counts as there
-            if spec.column or spec.template:
-                has |= transform.source_values(spec, chunk, n).is_valid().to_numpy(zero_copy_only=False)
+        for spec in kpi_specs(specs):  # presence of the raw cells: an invalid KPI still counts
+            has |= transform.source_values(spec, chunk, n).is_valid().to_numpy(zero_copy_only=False)
         per_event.append({**base.values, **mapped.values})
         present.append(has)
     any_event = np.logical_or.reduce(present) if present else np.zeros(n, dtype=bool)

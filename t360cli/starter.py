@@ -8,6 +8,8 @@ the user to choose. The output is accepted by `t360 validate` as it is.
 
 from __future__ import annotations
 
+import codecs
+import gzip
 import json
 import re
 from pathlib import Path
@@ -18,7 +20,7 @@ import pyarrow.compute as pc
 
 from t360cli import contract, readers
 from t360cli.codes import CURRENCIES
-from t360cli.errors import UsageError
+from t360cli.errors import T360Error, UsageError
 
 SAMPLE_ROWS = 500
 DATE_FORMATS = [  # (format, day-first twin or None)
@@ -42,6 +44,8 @@ DATE_FORMATS = [  # (format, day-first twin or None)
 DECIMAL_DOT = re.compile(r"^[+-]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$")
 DECIMAL_COMMA = re.compile(r"^[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?$")
 INTEGER = re.compile(r"^[+-]?\d+$")
+TIME_FIELD = {"customers": "regtime", "activities": "createtime"}
+SNIFF_BYTES = 1 << 20
 
 
 def fold(name: str) -> str:
@@ -117,10 +121,72 @@ def _spec(column: str, g: dict[str, Any], target: str) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
+def _utf8(path: Path) -> bool:
+    """Whether the first MiB of a text export decodes as UTF-8."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as f:
+        head = f.read(SNIFF_BYTES)
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _best_sheet(path: Path, kind: str) -> str | None:
+    """The sheet whose header matches most fields, when it is not the first one."""
+    from python_calamine import CalamineWorkbook
+
+    try:
+        names = CalamineWorkbook.from_path(str(path)).sheet_names
+    except Exception:  # a gzipped or unreadable workbook: the reader reports it
+        return None
+    scores = []
+    for i, name in enumerate(names):
+        try:
+            header = readers.read_header(path, readers.SourceOptions(sheet=name))
+        except T360Error:  # an empty sheet
+            continue
+        scores.append((len(match_columns(kind, header)), -i, name))
+    best = max(scores, default=None)
+    return best[2] if best and best[1] != 0 else None
+
+
+def source_options(path: Path, kind: str) -> tuple[readers.SourceOptions, dict[str, str]]:
+    """How to read the sample, and the `source:` keys the mapping needs for it."""
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith((".csv", ".tsv")) and not _utf8(path):
+        return readers.SourceOptions(encoding="cp1252"), {"encoding": "cp1252"}
+    if name.endswith(".xlsx"):
+        sheet = _best_sheet(path, kind)
+        if sheet is not None:
+            return readers.SourceOptions(sheet=sheet), {"sheet": sheet}
+    return readers.SourceOptions(), {}
+
+
+def _complete(
+    kind: str, header: list[str], matched: dict[str, str], guesses: dict[str, dict[str, Any]]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Fill the id and time fields the names did not give; (matched, notes per target)."""
+    notes: dict[str, str] = {}
+    time_field = TIME_FIELD[kind]
+    if time_field not in matched:  # e.g. "Report Date", "Request Date"
+        used = set(matched.values())
+        col = next((c for c in header if c not in used and guesses[c]["type"] == "datetime"), None)
+        if col is not None:
+            matched[time_field] = col
+            notes[time_field] = f"from {json.dumps(col)}, chosen by its values: check it"
+    id_field = contract.ID_FIELD[kind]
+    if id_field not in matched:
+        matched = {id_field: header[0], **{k: v for k, v in matched.items() if v != header[0]}}
+        notes[id_field] = "TODO: no id column recognised; pick the right one"
+    return matched, notes
+
+
 def starter_mapping(path: Path, kind: str) -> tuple[str, list[str]]:
     """The mapping text and the columns it left unmapped."""
     paths = readers.resolve_inputs([str(path)])
-    opts = readers.SourceOptions()
+    opts, source = source_options(paths[0], kind)
     header = readers.read_header(paths[0], opts)
     chunk = next(iter(readers.read_chunks(paths[:1], opts, chunk_rows=SAMPLE_ROWS)), None)
     samples: dict[str, list[str]] = {c: [] for c in header}
@@ -128,9 +194,12 @@ def starter_mapping(path: Path, kind: str) -> tuple[str, list[str]]:
         for c in chunk.columns:
             col = pc.utf8_trim_whitespace(chunk.table.column(c))
             samples[c] = [v for v in col.to_pylist() if v]
-    matched = match_columns(kind, header)
     guesses = {c: guess(samples.get(c, [])) for c in header}
-    return _render(path, kind, header, matched, guesses, samples), [c for c in header if c not in matched.values()]
+    matched, notes = _complete(kind, header, match_columns(kind, header), guesses)
+    if any(guesses[c].get("decimal") == "," for c in matched.values()):
+        source["decimal"] = ","
+    text = _render(path, kind, header, matched, notes, guesses, samples, source)
+    return text, [c for c in header if c not in matched.values()]
 
 
 def _render(
@@ -138,34 +207,29 @@ def _render(
     kind: str,
     header: list[str],
     matched: dict[str, str],
+    notes: dict[str, str],
     guesses: dict[str, dict[str, Any]],
     samples: dict[str, list[str]],
+    source: dict[str, str],
 ) -> str:
     lines = [
         f"# Starter mapping written by `t360 mapping init` from {path.name} ({kind}).",
         "# Check every line, then: t360 validate FILE -m THIS_FILE",
         f"kind: {kind}",
     ]
-    if any(guesses[c].get("decimal") == "," for c in matched.values()):
-        lines.append('source: {decimal: ","}   # numbers like 1.234,50')
+    if source:
+        flow = ", ".join(f"{k}: {json.dumps(v)}" for k, v in source.items())
+        lines.append(f"source: {{{flow}}}   # " + "; ".join(_SOURCE_NOTE[k] for k in source))
     lines += ["timezone: UTC   # the zone of this export's timestamps without offset: change it if not UTC", "fields:"]
-    id_field = contract.ID_FIELD[kind]
-    if id_field not in matched:
-        lines.append(
-            f"  {id_field}: {{column: {json.dumps(header[0])}}}   # TODO: no id column recognised; pick the right one"
-        )
-        matched = {id_field: header[0], **{k: v for k, v in matched.items() if v != header[0]}}
     if kind == "activities" and "eventname" not in matched:
         lines.append(
             "  eventname: {value: Deposit}   # TODO: the KPI this file reports "
             "(Deposit, Withdrawal, Lots, Volume, Rebate, DailyStats...)"
         )
     for target, column in matched.items():
-        if target == id_field and lines[-1].endswith("pick the right one"):
-            continue
         g = guesses[column]
-        note = f"   # {g['note']}" if g.get("note") else f"   # from {json.dumps(column)}"
-        lines.append(f"  {target}: {_spec(column, g, target)}{note}")
+        note = g.get("note") or notes.get(target) or f"from {json.dumps(column)}"
+        lines.append(f"  {target}: {_spec(column, g, target)}   # {note}")
     unmapped = [c for c in header if c not in matched.values()]
     if unmapped:
         lines.append("# Columns left unmapped: uncomment to send them as additional fields.")
@@ -174,6 +238,13 @@ def _render(
             example = f"  e.g. {json.dumps(samples[c][0])}" if samples.get(c) else ""
             lines.append(f"#  {fold(c) or 'field'}: {_spec(c, g, '')}{example}")
     return "\n".join(lines) + "\n"
+
+
+_SOURCE_NOTE = {
+    "encoding": "not UTF-8: read as Windows-1252 (check accented names)",
+    "sheet": "the sheet whose header matches Track360's fields best",
+    "decimal": "numbers like 1.234,50",
+}
 
 
 def init_command(file: str, kind: str, output: str | None, force: bool, term: Any) -> int:
