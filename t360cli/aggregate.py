@@ -86,41 +86,65 @@ def _check_constant_fields(ck: Any, m: Mapping, spec: AggregateSpec) -> None:
 
 @dataclass
 class Aggregator:
+    """Partial groups stay Arrow tables: each chunk is grouped, the partials are
+    re-grouped together whenever they outgrow the groups seen so far, and Python sees
+    each group once, at the end."""
+
     mapping: Mapping
-    groups: dict[tuple[Any, ...], list[Any]] = field(default_factory=dict)
+    parts: list[pa.Table] = field(default_factory=list)
+    part_rows: int = 0
+    groups_seen: int = 0
 
     @property
     def spec(self) -> AggregateSpec:
         return self.mapping.aggregate
 
+    @property
+    def key_names(self) -> list[str]:
+        return [f"k{i}" for i in range(len(self.spec.by))]
+
+    def _aggs(self) -> list[tuple[str, str]]:
+        n = len(self.spec.sum)
+        return [(f"s{i}", "sum") for i in range(n)] + [(f"p{i}", "max") for i in range(n)] + [("n", "sum")]
+
+    def _group(self, table: pa.Table) -> pa.Table:
+        out = table.group_by(self.key_names, use_threads=False).aggregate(self._aggs())
+        return out.rename_columns([name.rsplit("_", 1)[0] if name[-4:] in ("_sum", "_max") else name
+                                   for name in out.column_names])
+
     def add(self, values: dict[str, pa.Array]) -> None:
         """Add valid rows' mapped values into their groups (vectorised per chunk)."""
         if not len(next(iter(values.values()))):
             return
-        keys = {f"k{i}": _key(values[name], date) for i, (name, date) in enumerate(self.spec.by)}
-        cols: dict[str, pa.Array] = {}
+        cols = {f"k{i}": _key(values[name], date) for i, (name, date) in enumerate(self.spec.by)}
         for i, name in enumerate(self.spec.sum):
             cols[f"s{i}"], cols[f"p{i}"] = _decimal(values[name])
-        table = pa.table({**keys, **cols, "n": pa.repeat(1, len(keys["k0"]))})
-        aggs = [(f"s{i}", "sum") for i in range(len(self.spec.sum))]
-        aggs += [(f"p{i}", "max") for i in range(len(self.spec.sum))] + [("n", "sum")]
-        grouped = table.group_by(list(keys), use_threads=False).aggregate(aggs).to_pylist()
-        nsum = len(self.spec.sum)
-        for g in grouped:
-            key = tuple(g[k] for k in keys)
-            slot = self.groups.get(key)
-            if slot is None:  # sums, then the widest precision of each, then the row count
-                slot = self.groups[key] = [Decimal(0)] * nsum + [0] * nsum + [0]
-            for i in range(nsum):
-                if g[f"s{i}_sum"] is not None:
-                    slot[i] += g[f"s{i}_sum"]
-                    slot[nsum + i] = max(slot[nsum + i], g[f"p{i}_max"] or 0)
-            slot[-1] += g["n_sum"]
+        cols["n"] = pa.repeat(1, len(cols["k0"]))
+        part = self._group(pa.table(cols))
+        self.parts.append(part)
+        self.part_rows += part.num_rows
+        if self.part_rows > max(1 << 17, 2 * self.groups_seen):
+            self._compact()
+
+    def _compact(self) -> None:
+        """Re-group the partials into one table (sums at the widest scale seen)."""
+        if len(self.parts) > 1:
+            for i in range(len(self.spec.sum)):
+                scale = max(p.schema.field(f"s{i}").type.scale for p in self.parts)
+                wide = pa.decimal128(38, scale)
+                self.parts = [p.set_column(p.schema.get_field_index(f"s{i}"), f"s{i}", p.column(f"s{i}").cast(wide))
+                              for p in self.parts]
+            self.parts = [self._group(pa.concat_tables(self.parts))]
+        self.part_rows = self.groups_seen = self.parts[0].num_rows if self.parts else 0
 
     def finish(self, pipe: Pipeline) -> Iterator[Piece]:
-        if not self.groups:
+        self._compact()
+        if not self.parts or not self.parts[0].num_rows:
             return
-        keys = sorted(self.groups, key=lambda k: tuple("" if v is None else v for v in k))
+        rows = self.parts[0].to_pylist()
+        nkeys = len(self.spec.by)
+        rows.sort(key=lambda g: tuple("" if g[f"k{i}"] is None else g[f"k{i}"] for i in range(nkeys)))
+        keys = [tuple(g[f"k{i}"] for i in range(nkeys)) for g in rows]
         values: dict[str, pa.Array] = {}
         for s in self.mapping.fields:
             if s.value is not None:
@@ -128,11 +152,9 @@ class Aggregator:
         for i, (name, _) in enumerate(self.spec.by):
             values[name] = pa.array([k[i] for k in keys], pa.string())
         for i, name in enumerate(self.spec.sum):
-            values[name] = pa.array(
-                [_text(self.groups[k][i], self.groups[k][len(self.spec.sum) + i]) for k in keys], pa.string()
-            )
+            values[name] = pa.array([_text(g[f"s{i}"], g[f"p{i}"]) for g in rows], pa.string())
         if self.spec.count:
-            values[self.spec.count] = pa.array([str(self.groups[k][-1]) for k in keys], pa.string())
+            values[self.spec.count] = pa.array([str(g["n"]) for g in rows], pa.string())
         ordered = {s.target: values[s.target] for s in self.mapping.fields if s.target in values}
         ordered.update({k: v for k, v in values.items() if k not in ordered})
         yield pipe.aggregated_piece(ordered, [_group_id(k) for k in keys])
@@ -150,9 +172,11 @@ def _decimal(col: pa.Array) -> tuple[pa.Array, pa.Array]:
     return pc.cast(col, pa.decimal128(38, scale)), frac
 
 
-def _text(value: Decimal, places: int) -> str:
+def _text(value: Decimal | None, places: int | None) -> str:
     """A sum written with the widest precision its group's values had (0.10 + 0.2 = 0.30)."""
-    return format(value.quantize(Decimal(1).scaleb(-places)), "f")
+    if value is None:  # every value of the group was empty
+        return "0"
+    return format(value.quantize(Decimal(1).scaleb(-(places or 0))), "f")
 
 
 def _group_id(key: tuple[Any, ...]) -> str:

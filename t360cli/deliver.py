@@ -136,10 +136,21 @@ class Delivery:
 
     async def _send(self, batch: Batch, ranges: list[tuple[int, int]]) -> None:
         results = []
-        for lo, hi in ranges:
-            res = await self.sender.send(hi - lo, lambda a, b, lo=lo: batch.part(lo + a, lo + b))
+        for i, (lo, hi) in enumerate(ranges):
+            try:
+                res = await self.sender.send(hi - lo, lambda a, b, lo=lo: batch.part(lo + a, lo + b))
+            except AuthRefused as exc:  # log what the batch got (its 401s), then stop
+                got = getattr(exc, "result", None) or SendResult(failed=[(0, hi - lo)], error=exc.message)
+                results.append(shift(got, lo))
+                results += [SendResult(failed=[r], error=got.error) for r in ranges[i + 1:]]
+                self._record(batch, merge(results))
+                raise
             results.append(shift(res, lo))
-        self._record(batch, merge(results))
+        res = merge(results)
+        if res.requests == 0 and self.sender.halted:  # stopped before its first request: unsent
+            self._unsent(batch, ranges)
+        else:
+            self._record(batch, res)
         if self.sender.auth_error is not None and self.auth_error is None:
             self.auth_error = self.sender.auth_error
             self.stopping = True
@@ -176,7 +187,11 @@ def shift(res: SendResult, lo: int) -> SendResult:
         acked=[(a + lo, b + lo) for a, b in res.acked],
         refused=[(r + lo, s, m) for r, s, m in res.refused],
         failed=[(a + lo, b + lo) for a, b in res.failed],
-        requests=res.requests, parts=res.parts, statuses=res.statuses, error=res.error)
+        requests=res.requests,
+        parts=res.parts,
+        statuses=res.statuses,
+        error=res.error,
+    )
 
 
 def merge(results: list[SendResult]) -> SendResult:
@@ -187,18 +202,28 @@ def merge(results: list[SendResult]) -> SendResult:
         for k, v in r.statuses.items():
             statuses[k] = statuses.get(k, 0) + v
     return SendResult(
-        acked=[x for r in results for x in r.acked], refused=[x for r in results for x in r.refused],
-        failed=[x for r in results for x in r.failed], requests=sum(r.requests for r in results),
-        parts=sum(r.parts for r in results), statuses=statuses,
-        error=next((r.error for r in reversed(results) if r.error), None))
+        acked=[x for r in results for x in r.acked],
+        refused=[x for r in results for x in r.refused],
+        failed=[x for r in results for x in r.failed],
+        requests=sum(r.requests for r in results),
+        parts=sum(r.parts for r in results),
+        statuses=statuses,
+        error=next((r.error for r in reversed(results) if r.error), None),
+    )
 
 
 def entry(batch: Batch, res: SendResult) -> dict[str, Any]:
     """One progress-log line: never the payload, never the key."""
     line: dict[str, Any] = {
-        "index": batch.index, "rows": batch.row_spans(), "records": batch.n, "sha256": batch.sha256,
-        "status": res.status, "attempts": res.requests, "statuses": res.statuses,
-        "error": res.error, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "index": batch.index,
+        "rows": batch.row_spans(),
+        "records": batch.n,
+        "sha256": batch.sha256,
+        "status": res.status,
+        "attempts": res.requests,
+        "statuses": res.statuses,
+        "error": res.error,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if res.refused:
         line["refused"] = [list(r) for r in res.refused]

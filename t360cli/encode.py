@@ -69,8 +69,12 @@ _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _KEYS = ("t360-eventid-k1!", "t360-eventid-k2!")
 
 
-def hash_ids(texts: pa.Array, prefix: str = "t360-") -> pa.Array:
-    """A stable id per text: prefix + 32 hex digits of two 64-bit SipHashes of it."""
+PLACEHOLDER = "t360-" + "#" * 32  # a generated eventid before its digits are known
+_SLOT = '"eventid":"t360-'
+
+
+def hash_hex(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(n x 32 matrix of hex digit bytes, first 64-bit hash) of two SipHashes of each text."""
     import pandas as pd
 
     objs = texts.to_numpy(zero_copy_only=False)
@@ -79,6 +83,27 @@ def hash_ids(texts: pa.Array, prefix: str = "t360-") -> pa.Array:
     out = np.empty((len(texts), 32), dtype=np.uint8)
     out[:, 0::2] = _HEX[raw >> 4]
     out[:, 1::2] = _HEX[raw & 15]
-    offsets = np.arange(0, 32 * len(texts) + 1, 32, dtype=np.int32)
-    hexed = pa.StringArray.from_buffers(len(texts), pa.py_buffer(offsets), pa.py_buffer(out.tobytes()))
+    return out, h[:, 0].astype(np.uint64)
+
+
+def hex_strings(matrix: np.ndarray, prefix: str = "t360-") -> pa.Array:
+    offsets = np.arange(0, 32 * len(matrix) + 1, 32, dtype=np.int32)
+    hexed = pa.StringArray.from_buffers(len(matrix), pa.py_buffer(offsets), pa.py_buffer(matrix.tobytes()))
     return pc.binary_join_element_wise(prefix, hexed, "")
+
+
+def hash_ids(texts: pa.Array, prefix: str = "t360-") -> pa.Array:
+    """A stable id per text: prefix + 32 hex digits of two 64-bit SipHashes of it."""
+    return hex_strings(hash_hex(texts)[0], prefix)
+
+
+def patch_ids(recs: pa.Array, matrix: np.ndarray) -> pa.Array:
+    """Write each record's id digits over its PLACEHOLDER, in one copy of the buffer."""
+    offs, data = buffer_of(recs)
+    buf = np.frombuffer(data, dtype=np.uint8).copy()
+    at = pc.find_substring(recs, _SLOT).to_numpy(zero_copy_only=False)
+    if (at < 0).any():
+        raise AssertionError("a generated eventid has no placeholder")  # a bug, never input
+    start = offs[:-1].astype(np.int64) + at + len(_SLOT)
+    buf[start[:, None] + np.arange(32)] = matrix
+    return pa.StringArray.from_buffers(len(recs), pa.py_buffer(offs.tobytes()), pa.py_buffer(buf.tobytes()))

@@ -161,11 +161,16 @@ class Pipeline:
         """Dedupe and encode records; rows[i] is the chunk row of record i."""
         if not len(rows):
             return None
-        if self.generate:  # the id hashes the record's mapped content (eventid excluded)
-            content = encode.records(values)
-            values = self.with_ids(values, encode.hash_ids(pc.binary_join_element_wise(self.kind, content, "|")))
-        recs = encode.records(values)
-        status = self.dedupe_status(values, recs)
+        if self.generate:  # the id hashes the record's content: encoded once, the id patched in
+            placeholder = pa.repeat(pa.scalar(encode.PLACEHOLDER), len(rows))
+            recs = encode.records(self.with_ids(values, placeholder))
+            digits, h = encode.hash_hex(pc.binary_join_element_wise(self.kind, recs, "|"))
+            recs = encode.patch_ids(recs, digits)
+            values = self.with_ids(values, encode.hex_strings(digits))
+            status = self.dedupe.classify_hashes(h, h)  # same id <=> same content
+        else:
+            recs = encode.records(values)
+            status = self.dedupe_status(values, recs)
         conflict_rows = np.unique(rows[status == Dedupe.CONFLICT])
         if len(conflict_rows):
             ids = values["eventid"].filter(pa.array(status == Dedupe.CONFLICT)).to_pylist()

@@ -26,8 +26,10 @@ def _check_unchanged(header: dict[str, Any]) -> None:
         if not path.is_file():
             raise UsageError(f"replay refused: input {path} is gone.", "Put the original file back.")
         if readers.file_sha256(path) != f["sha256"]:
-            raise UsageError(f"replay refused: input {path} changed since the run (its SHA-256 differs).",
-                             "Replay needs the exact original file; upload the new one as a new run.")
+            raise UsageError(
+                f"replay refused: input {path} changed since the run (its SHA-256 differs).",
+                "Replay needs the exact original file; upload the new one as a new run.",
+            )
     mapping = Path(header["mapping"])
     if not mapping.is_file() or load_mapping(mapping).sha256 != header["mapping_sha256"]:
         raise UsageError(f"replay refused: the mapping {mapping} is gone or changed since the run.")
@@ -44,14 +46,22 @@ def replay(log_path: Path, mode: str, settings: Settings, obs: Observer, report:
     for warning in settings.check_url():
         obs.note(warning)
     if header.get("host") and host_of(settings.base_url) != header["host"]:
-        raise UsageError(f"replay refused: the log was written for {header['host']}, "
-                         f"not {host_of(settings.base_url)}.", "Pass --base-url for the original host.")
+        raise UsageError(
+            f"replay refused: the log was written for {header['host']}, not {host_of(settings.base_url)}.",
+            "Pass --base-url for the original host.",
+        )
     key = settings.api_key()
     mapping = load_mapping(Path(header["mapping"]))
     inputs = open_inputs(mapping, [f["path"] for f in header["files"]])
     rejects = log_path.with_suffix("")
-    p = Plan(mapping, inputs, header, log_path, rejects.with_name(rejects.name + ".rejects.csv"),
-             [f["path"] for f in header["files"]])
+    p = Plan(
+        mapping,
+        inputs,
+        header,
+        log_path,
+        rejects.with_name(rejects.name + ".rejects.csv"),
+        [f["path"] for f in header["files"]],
+    )
     opts = RunOptions(files=p.file_names, mapping=header["mapping"], limit=header.get("limit"), report=report)
     return asyncio.run(deliver_plan(p, opts, settings, obs, key, started, resend_all=mode == "all"))
 
@@ -65,18 +75,28 @@ def status(log_path: Path, term: Any, as_json: bool) -> int:
     pending = sum(sum(hi - lo for lo, hi in e.get("pending", [])) for e in failed)
     if as_json:
         data = summaries[-1] if summaries else {"kind": header.get("kind"), "log": str(log_path)}
-        data = {**data, "batches_acknowledged_in_log": acked, "batches_failed_in_log": len(failed),
-                "records_pending": pending, "finished": bool(summaries)}
+        data = {
+            **data,
+            "batches_acknowledged_in_log": acked,
+            "batches_failed_in_log": len(failed),
+            "records_pending": pending,
+            "finished": bool(summaries),
+        }
         term.print_json(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
         return 0
     files = ", ".join(f"{f['path']} ({f['size']:,} bytes)" for f in header.get("files", []))
-    lines = [f"log: {log_path}", f"kind: {header.get('kind')}  started: {header.get('started_at')}  "
-             f"host: {header.get('host') or '-'}", f"files: {files}",
-             f"batches: {acked:,} acknowledged, {len(failed):,} failed ({pending:,} records pending)"]
+    lines = [
+        f"log: {log_path}",
+        f"kind: {header.get('kind')}  started: {header.get('started_at')}  host: {header.get('host') or '-'}",
+        f"files: {files}",
+        f"batches: {acked:,} acknowledged, {len(failed):,} failed ({pending:,} records pending)",
+    ]
     if summaries:
         s = summaries[-1]
-        lines.append(f"last run: exit {s.get('exit_code')}, rows read {s.get('rows_read'):,}, "
-                     f"rejected {s.get('rows_rejected'):,}, records sent {s.get('records_sent'):,}")
+        lines.append(
+            f"last run: exit {s.get('exit_code')}, rows read {s.get('rows_read'):,}, "
+            f"rejected {s.get('rows_rejected'):,}, records sent {s.get('records_sent'):,}"
+        )
     else:
         lines.append("last run: did not finish (interrupted or killed); run the same upload again to resume.")
     if failed:

@@ -126,6 +126,23 @@ def plan(opts: RunOptions, settings: Settings) -> Plan:
     return Plan(mapping, inputs, header, log_path, rejects, [str(p) for p in inputs.paths])
 
 
+def estimate_rows(paths: list[Path]) -> int | None:
+    """Line count of plain text inputs (a few ms per 100 MB); None if any is not text."""
+    total = 0
+    for path in paths:
+        if path.suffix.lower() not in (".csv", ".tsv", ".txt", ".jsonl", ".ndjson"):
+            return None
+        with open(path, "rb") as fh:
+            total += sum(block.count(b"\n") for block in iter(lambda fh=fh: fh.read(1 << 20), b""))
+    return total
+
+
+def _announce(obs: Observer, title: str, p: Plan) -> None:
+    obs.start(title, sum(f["size"] for f in p.header["files"]))
+    if getattr(obs, "is_tty", False) and hasattr(obs, "expect_rows"):
+        obs.expect_rows(estimate_rows(p.inputs.paths))
+
+
 def batches(pipe: Pipeline, settings: Settings) -> Iterator[Batch]:
     batcher = Batcher(settings.batch_size, settings.max_batch_bytes)
     for piece in pipe.pieces():
@@ -183,7 +200,7 @@ def validate(opts: RunOptions, settings: Settings, observer: Observer | None = N
     limit = parse_max_rejects(opts.max_rejects)
     pipe = Pipeline(p.mapping, p.inputs, RejectsWriter(p.rejects_path, p.inputs.columns), opts.limit)
     pipe.on_chunk = obs.progress
-    obs.start(f"validating {', '.join(p.file_names)}", sum(f["size"] for f in p.header["files"]))
+    _announce(obs, f"validating {', '.join(p.file_names)}", p)
     for _ in batches(pipe, settings):
         pipe.counts.batches_total += 1
     code = ExitCode.STOPPED if exceeded(limit, pipe.counts) else exit_code(pipe.counts, True)
@@ -225,11 +242,12 @@ async def deliver_plan(
         prior = {} if resend_all else latest_entries(log.entries)
         pipe = Pipeline(p.mapping, p.inputs, RejectsWriter(p.rejects_path, p.inputs.columns), opts.limit)
         pipe.on_chunk = obs.progress
-        obs.start(f"uploading {', '.join(p.file_names)}", sum(f["size"] for f in p.header["files"]))
+        _announce(obs, f"uploading {', '.join(p.file_names)}", p)
         unacked = Totals(pipe.totals.fields)
         code, auth = await _deliver(p, pipe, settings, key, log, prior, unacked, obs)
-        # interrupted: records still being batched are in neither bucket, so say nothing rather than guess
-        ack = None if code == ExitCode.INTERRUPTED else _acknowledged(pipe, unacked)
+        # interrupted or stopped: records still being batched are in neither bucket, so say
+        # nothing rather than guess
+        ack = None if code in (ExitCode.INTERRUPTED, ExitCode.STOPPED) else _acknowledged(pipe, unacked)
         report = _finish(p, opts, pipe, started, code, False, obs, ack, str(p.log_path))
         log.append({"index": -1, "summary": report})
     if auth is not None:

@@ -112,11 +112,12 @@ class Dedupe:
             return status
         k = hash_strings(keys.take(pa.array(rows)))
         c = hash_strings(records.take(pa.array(rows)))
-        if self.kind == "activities":
-            status[rows] = self._first_wins(k, c)
-        else:
-            status[rows] = self._latest_wins(k, c)
+        status[rows] = self.classify_hashes(k, c)
         return status
+
+    def classify_hashes(self, k: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """The same, from id hashes and content hashes already computed."""
+        return self._first_wins(k, c) if self.kind == "activities" else self._latest_wins(k, c)
 
     def _first_wins(self, k: np.ndarray, c: np.ndarray) -> np.ndarray:
         found, prev = self.index.lookup(k)
