@@ -110,9 +110,12 @@ class RejectsWriter:
 
     FIXED = ["source_file", "source_line", "reason"]
 
-    def __init__(self, path: Path, columns: list[str]) -> None:
+    def __init__(self, path: Path, columns: list[str], files: list[str] | None = None) -> None:
         self.path = path
         self.columns = list(dict.fromkeys(columns))
+        self.files = {name: i for i, name in enumerate(files or [])}  # sort order of sources
+        self._last: tuple[int, int] = (-1, -1)
+        self._unsorted = False
         self.count = 0
         self._file: Any = None
         self._writer: Any = None
@@ -133,6 +136,9 @@ class RejectsWriter:
             if key not in self.columns:
                 self.columns.append(key)
                 self._grew = True
+        where = self._key(source, line)
+        self._unsorted |= where < self._last  # a server refusal of an earlier line
+        self._last = max(self._last, where)
         row = [source, line, reason] + ["" if cells.get(c) is None else cells.get(c) for c in self.columns]
         self._writer.writerow(row)
         self.count += 1
@@ -141,9 +147,12 @@ class RejectsWriter:
         if self._file is None:
             return None
         self._file.close()
-        if self._grew:
+        if self._grew or self._unsorted:
             self._rewrite()
         return self.path
+
+    def _key(self, source: str, line: int) -> tuple[int, int]:
+        return (self.files.get(source, len(self.files)), int(line))
 
     def _rewrite(self) -> None:
         width = len(self.FIXED) + len(self.columns)
@@ -153,8 +162,10 @@ class RejectsWriter:
             next(rows)
             out = csv.writer(dst)
             out.writerow(self.FIXED + self.columns)
-            for row in rows:
-                out.writerow(row + [""] * (width - len(row)))
+            body = [row + [""] * (width - len(row)) for row in rows]
+            if self._unsorted:  # stable: a row's several reasons keep their order
+                body.sort(key=lambda r: self._key(r[0], int(r[1])))
+            out.writerows(body)
         os.replace(tmp, self.path)
 
 

@@ -198,7 +198,7 @@ def validate(opts: RunOptions, settings: Settings, observer: Observer | None = N
     started = time.monotonic()
     p = plan(opts, settings)
     limit = parse_max_rejects(opts.max_rejects)
-    pipe = Pipeline(p.mapping, p.inputs, RejectsWriter(p.rejects_path, p.inputs.columns), opts.limit)
+    pipe = Pipeline(p.mapping, p.inputs, RejectsWriter(p.rejects_path, p.inputs.columns, p.file_names), opts.limit)
     pipe.on_chunk = obs.progress
     _announce(obs, f"validating {', '.join(p.file_names)}", p)
     for _ in batches(pipe, settings):
@@ -240,7 +240,7 @@ async def deliver_plan(
 
     with RunLog.open(p.log_path, p.header, restart=opts.restart, match_keys=MATCH_KEYS) as log:
         prior = {} if resend_all else latest_entries(log.entries)
-        pipe = Pipeline(p.mapping, p.inputs, RejectsWriter(p.rejects_path, p.inputs.columns), opts.limit)
+        pipe = Pipeline(p.mapping, p.inputs, RejectsWriter(p.rejects_path, p.inputs.columns, p.file_names), opts.limit)
         pipe.on_chunk = obs.progress
         _announce(obs, f"uploading {', '.join(p.file_names)}", p)
         unacked = Totals(pipe.totals.fields)
