@@ -26,33 +26,45 @@ def _needs_escape(values: pa.Array) -> bool:
     return bool(((raw < 0x20) | (raw == 0x22) | (raw == 0x5C)).any())
 
 
-def json_string(values: pa.Array) -> pa.Array:
-    """Quote and escape text as JSON string literals; nulls stay null."""
-    if not _needs_escape(values):
-        return pc.binary_join_element_wise('"', values, '"', "")
+def _escaped(values: pa.Array) -> pa.Array:
+    """JSON string content (no quotes) of values that need escaping."""
     esc = pc.replace_substring(values, "\\", "\\\\")
     esc = pc.replace_substring(esc, '"', '\\"')
-    quoted = pc.binary_join_element_wise('"', esc, '"', "")
     ctrl = pc.fill_null(pc.match_substring_regex(values, CONTROL), False)
     if pc.any(ctrl).as_py():  # rare: tabs or newlines inside a value
         idx = np.flatnonzero(ctrl.to_numpy(zero_copy_only=False))
-        fixed = [orjson.dumps(v).decode() for v in values.take(pa.array(idx)).to_pylist()]
+        fixed = [orjson.dumps(v).decode()[1:-1] for v in values.take(pa.array(idx)).to_pylist()]
         full = np.empty(len(values), dtype=object)
         full[idx] = fixed
         mask = np.zeros(len(values), dtype=bool)
         mask[idx] = True
-        quoted = pc.if_else(pa.array(mask), pa.array(full, STR), quoted)
-    return quoted
+        esc = pc.if_else(pa.array(mask), pa.array(full, STR), esc)
+    return esc
+
+
+def json_string(values: pa.Array) -> pa.Array:
+    """Quote and escape text as JSON string literals; nulls stay null."""
+    inner = _escaped(values) if _needs_escape(values) else values
+    return pc.binary_join_element_wise('"', inner, '"', "")
 
 
 def records(fields: dict[str, pa.Array]) -> pa.Array:
-    """One JSON object text per row, each followed by ','. Fields in dict order."""
+    """One JSON object text per row, each followed by ','. Fields in dict order.
+
+    One join per field (`,"key":"value"`, absent fields empty) and one for the row. When
+    the first field is always present (the usual id), it opens the object itself.
+    """
+    items = list(fields.items())
+    opens = bool(items) and items[0][1].null_count == 0
     parts = []
-    for name, values in fields.items():
-        key = orjson.dumps(name).decode()
-        frag = pc.binary_join_element_wise(f",{key}:", json_string(values), "")
-        parts.append(pc.fill_null(frag, ""))
-    body = pc.binary_join_element_wise(*parts, "", null_handling="emit_null")
+    for i, (name, values) in enumerate(items):
+        inner = _escaped(values) if _needs_escape(values) else values
+        lead = "{" if i == 0 and opens else ","
+        frag = pc.binary_join_element_wise(f"{lead}{orjson.dumps(name).decode()}:\"", inner, '"', "")
+        parts.append(frag if values.null_count == 0 else pc.fill_null(frag, ""))
+    if opens:
+        return pc.binary_join_element_wise(*parts, "},", "")
+    body = pc.binary_join_element_wise(*parts, "")
     return pc.binary_join_element_wise("{", pc.utf8_slice_codeunits(body, 1), "},", "")
 
 

@@ -152,7 +152,8 @@ class RejectsWriter:
         return self.path
 
     def _key(self, source: str, line: int) -> tuple[int, int]:
-        return (self.files.get(source, len(self.files)), int(line))
+        """(file order, line): the inputs' order, else order of first appearance."""
+        return (self.files.setdefault(source, len(self.files)), int(line))
 
     def _rewrite(self) -> None:
         width = len(self.FIXED) + len(self.columns)

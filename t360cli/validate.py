@@ -85,6 +85,17 @@ class HashIndex:
             self.runs[-1] = _last_per_key(np.concatenate([k1, k2]), np.concatenate([v1, v2]))
 
 
+def _first_positions(k: np.ndarray) -> np.ndarray:
+    """For each row, the row where its key first occurs (one stable sort, no unique)."""
+    order = np.argsort(k, kind="stable")
+    ks = k[order]
+    starts = np.ones(len(k), dtype=bool)
+    starts[1:] = ks[1:] != ks[:-1]
+    out = np.empty(len(k), dtype=np.int64)
+    out[order] = order[starts][np.cumsum(starts) - 1]
+    return out
+
+
 def _last_per_key(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(keys, kind="stable")
     k, v = keys[order], values[order]
@@ -122,8 +133,7 @@ class Dedupe:
     def _first_wins(self, k: np.ndarray, c: np.ndarray) -> np.ndarray:
         found, prev = self.index.lookup(k)
         # the reference content of a key: the index's, else its first occurrence here
-        _, first_pos, inverse = np.unique(k, return_index=True, return_inverse=True)
-        ref_pos = first_pos[inverse]
+        ref_pos = _first_positions(k)
         first = ~found & (ref_pos == np.arange(len(k)))
         later = ~found & ~first
         ref = np.where(found, prev, c[ref_pos])
