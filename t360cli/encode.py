@@ -77,25 +77,23 @@ def buffer_of(arr: pa.Array) -> tuple[np.ndarray, memoryview]:
 
 
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-# Two SipHash-2-4 keys (pandas' hash_array): 128 bits, stable across runs and machines.
-_KEYS = ("t360-eventid-k1!", "t360-eventid-k2!")
-
-
-PLACEHOLDER = "t360-" + "#" * 32  # a generated eventid before its digits are known
-_SLOT = '"eventid":"t360-'
 
 
 def hash_hex(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(n x 32 matrix of hex digit bytes, first 64-bit hash) of two SipHashes of each text."""
-    import pandas as pd
+    """(n x 32 matrix of hex digit bytes, first 64 bits) of the XXH3-128 digest of each text.
 
-    objs = texts.to_numpy(zero_copy_only=False)
-    h = np.stack([pd.util.hash_array(objs, hash_key=k, categorize=False) for k in _KEYS], axis=1)
-    raw = h.astype(">u8").view(np.uint8).reshape(len(texts), 16)
-    out = np.empty((len(texts), 32), dtype=np.uint8)
+    XXH3 is specified byte for byte, so the same text gives the same id on any machine
+    and any version; it runs ~3x faster here than two SipHash passes through pandas.
+    """
+    import xxhash
+
+    n = len(texts)
+    digests = b"".join(map(xxhash.xxh3_128_digest, texts.cast(pa.binary()).to_pylist()))
+    raw = np.frombuffer(digests, dtype=np.uint8).reshape(n, 16)
+    out = np.empty((n, 32), dtype=np.uint8)
     out[:, 0::2] = _HEX[raw >> 4]
     out[:, 1::2] = _HEX[raw & 15]
-    return out, h[:, 0].astype(np.uint64)
+    return out, np.ascontiguousarray(raw[:, :8]).view(">u8").ravel().astype(np.uint64)
 
 
 def hex_strings(matrix: np.ndarray, prefix: str = "t360-") -> pa.Array:
@@ -105,17 +103,11 @@ def hex_strings(matrix: np.ndarray, prefix: str = "t360-") -> pa.Array:
 
 
 def hash_ids(texts: pa.Array, prefix: str = "t360-") -> pa.Array:
-    """A stable id per text: prefix + 32 hex digits of two 64-bit SipHashes of it."""
+    """A stable id per text: prefix + the 32 hex digits of its XXH3-128 digest."""
     return hex_strings(hash_hex(texts)[0], prefix)
 
 
-def patch_ids(recs: pa.Array, matrix: np.ndarray) -> pa.Array:
-    """Write each record's id digits over its PLACEHOLDER, in one copy of the buffer."""
-    offs, data = buffer_of(recs)
-    buf = np.frombuffer(data, dtype=np.uint8).copy()
-    at = pc.find_substring(recs, _SLOT).to_numpy(zero_copy_only=False)
-    if (at < 0).any():
-        raise AssertionError("a generated eventid has no placeholder")  # a bug, never input
-    start = offs[:-1].astype(np.int64) + at + len(_SLOT)
-    buf[start[:, None] + np.arange(32)] = matrix
-    return pa.StringArray.from_buffers(len(recs), pa.py_buffer(offs.tobytes()), pa.py_buffer(buf.tobytes()))
+def prepend_id(recs: pa.Array, ids: pa.Array) -> pa.Array:
+    """`{"eventid":"<id>",...}` from `{...}` records: a generated id opens its record."""
+    rest = pc.utf8_slice_codeunits(recs, 1)
+    return pc.binary_join_element_wise('{"eventid":"', ids, '",', rest, "")

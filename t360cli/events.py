@@ -74,40 +74,35 @@ def expand(m: Mapping, chunk: Chunk) -> Expanded:
     base = transform.apply(m, chunk)
     n = chunk.table.num_rows
     errors = base.errors
-    per_event, present = [], []
+    own: list[dict[str, pa.Array]] = []
+    present = []
     for specs in m.events or []:
-        mapped = transform.apply(m, chunk, specs)
+        mapped = transform.apply(m, chunk, specs, where=False)
         errors = transform.add_error(errors, mapped.errors)
         has = np.zeros(n, dtype=bool)
         for spec in kpi_specs(specs):  # presence of the raw cells: an invalid KPI still counts
             has |= transform.source_values(spec, chunk, n).is_valid().to_numpy(zero_copy_only=False)
-        per_event.append({**base.values, **mapped.values})
+        own.append(mapped.values)
         present.append(has)
     any_event = np.logical_or.reduce(present) if present else np.zeros(n, dtype=bool)
     filtered = base.filtered | ~any_event
     ok = errors.is_null().to_numpy(zero_copy_only=False) & ~filtered
-    return _interleave(per_event, present, ok, errors, filtered)
+    return _interleave(base.values, own, present, ok, errors, filtered)
 
 
-def _interleave(
-    per_event: list[dict[str, pa.Array]],
-    present: list[np.ndarray],
-    ok: np.ndarray,
-    errors: pa.Array,
-    filtered: np.ndarray,
-) -> Expanded:
-    names = list(dict.fromkeys(k for ev in per_event for k in ev))
-    cols: dict[str, list[pa.Array]] = {k: [] for k in names}
-    rows, order = [], []
-    for e, (values, has) in enumerate(zip(per_event, present, strict=True)):
-        take = np.flatnonzero(has & ok)
-        idx = pa.array(take)
-        for k in names:
-            col = values.get(k)
-            cols[k].append(col.take(idx) if col is not None else pa.nulls(len(take), pa.string()))
-        rows.append(take)
-        order.append(take * len(per_event) + e)
-    perm = pa.array(np.argsort(np.concatenate(order), kind="stable"))
-    values = {k: pc.take(pa.concat_arrays(v), perm) for k, v in cols.items()}
-    all_rows = np.concatenate(rows)[perm.to_numpy()]
-    return Expanded(values, all_rows, errors, filtered)
+def _interleave(base: dict[str, pa.Array], own: list[dict[str, pa.Array]], present: list[np.ndarray],
+                ok: np.ndarray, errors: pa.Array, filtered: np.ndarray) -> Expanded:
+    """Records row by row, then event by event: one take per field."""
+    n, k = len(ok), len(own)
+    flat = np.flatnonzero((np.stack(present, axis=1) & ok[:, None]).ravel())  # row-major
+    rows, event = flat // k, flat % k
+    names = list(dict.fromkeys([*base, *(name for ev in own for name in ev)]))
+    values: dict[str, pa.Array] = {}
+    row_idx = pa.array(rows)
+    for name in names:
+        if not any(name in ev for ev in own):
+            values[name] = base[name].take(row_idx)
+            continue
+        per_event = [ev.get(name, base.get(name, pa.nulls(n, pa.string()))) for ev in own]
+        values[name] = pa.concat_arrays(per_event).take(pa.array(event * n + rows))
+    return Expanded(values, rows, errors, filtered)

@@ -68,6 +68,7 @@ class Prepared:
     values: dict[str, pa.Array] = field(default_factory=dict)
     rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     recs: pa.Array | None = None
+    totals: Totals | None = None  # control totals of all its valid records (before dedupe)
     keyed: np.ndarray | None = None  # records that carry a dedupe key
     key_hash: np.ndarray | None = None
     content_hash: np.ndarray | None = None
@@ -167,17 +168,19 @@ class Pipeline:
         p.values, p.rows = values, rows
         if self.aggregator is None and len(rows):
             self._encode(p)
+            p.totals = Totals(self.totals.fields)
+            p.totals.add_columns(p.values)
         return p
 
     def _encode(self, p: Prepared) -> None:
         """Record texts, and the hashes dedupe compares."""
         n = len(p.rows)
-        if self.generate:  # the id hashes the record's content: encoded once, the id patched in
-            placeholder = pa.repeat(pa.scalar(encode.PLACEHOLDER), n)
-            recs = encode.records(self.with_ids(p.values, placeholder))
-            digits, h = encode.hash_hex(pc.binary_join_element_wise(self.kind, recs, "|"))
-            p.recs = encode.patch_ids(recs, digits)
-            p.values = self.with_ids(p.values, encode.hex_strings(digits))
+        if self.generate:  # the id hashes the record's content; it opens the record
+            body = encode.records(p.values)
+            digits, h = encode.hash_hex(pc.binary_join_element_wise(self.kind, body, "|"))
+            ids = encode.hex_strings(digits)
+            p.recs = encode.prepend_id(body, ids)
+            p.values = {"eventid": ids, **p.values}
             p.keyed, p.key_hash, p.content_hash = np.ones(n, dtype=bool), h, h  # same id <=> same content
             return
         p.recs = encode.records(p.values)
@@ -205,17 +208,6 @@ class Pipeline:
             return None
         return self.encode_records(chunk, p)
 
-    def with_ids(self, values: dict[str, pa.Array], ids: pa.Array) -> dict[str, pa.Array]:
-        """Insert generated eventids at the place the mapping gives eventid."""
-        out: dict[str, pa.Array] = {}
-        for spec in self.mapping.fields:
-            if spec.generate:
-                out["eventid"] = ids
-            elif spec.target in values:
-                out[spec.target] = values[spec.target]
-        out.update({k: v for k, v in values.items() if k not in out})
-        return out
-
     def encode_records(self, chunk: Chunk, p: Prepared) -> Piece | None:
         """Dedupe encoded records; rows[i] is the chunk row of record i."""
         values, rows, recs = p.values, p.rows, p.recs
@@ -237,16 +229,21 @@ class Pipeline:
         self.counts.rows_valid += len(kept_rows)
         dropped = np.setdiff1d(np.unique(rows[status == Dedupe.DUPLICATE]), np.union1d(kept_rows, conflict_rows))
         self.counts.rows_duplicate += len(dropped)
+        if p.totals is not None:
+            self.totals.merge(p.totals)
         if not keep.all():
+            self.totals.add_columns({k: v.filter(pa.array(~keep)) for k, v in values.items()}, -1)
             mask = pa.array(keep)
             values = {k: v.filter(mask) for k, v in values.items()}
             recs, rows = recs.filter(mask), rows[keep]
-        return self.piece(chunk, rows, values, recs) if len(rows) else None
+        return self.piece(chunk, rows, values, recs, totals=False) if len(rows) else None
 
-    def piece(self, chunk: Chunk | None, rows: np.ndarray, values: dict[str, pa.Array], recs: pa.Array) -> Piece:
+    def piece(self, chunk: Chunk | None, rows: np.ndarray, values: dict[str, pa.Array], recs: pa.Array,
+              totals: bool = True) -> Piece:
         n = len(recs)
         self.counts.records_valid += n
-        self.totals.add_columns(values)
+        if totals:
+            self.totals.add_columns(values)
         ids = np.empty(0, dtype=np.uint64)
         if self.kind == "customers":
             ids = hash_strings(values["customerId"])
@@ -259,7 +256,7 @@ class Pipeline:
 
     def aggregated_piece(self, values: dict[str, pa.Array], group_keys: list[str]) -> Piece:
         if self.generate:
-            values = self.with_ids(values, encode.hash_ids(pa.array([f"{self.kind}|{k}" for k in group_keys])))
+            values = {"eventid": encode.hash_ids(pa.array([f"{self.kind}|{k}" for k in group_keys])), **values}
         return self.piece(None, np.zeros(0, dtype=np.int64), values, encode.records(values))
 
     def finish_counts(self) -> None:

@@ -56,7 +56,15 @@ class Totals:
         if isinstance(exponent, int):
             self.scale[name] = max(self.scale.get(name, 0), -exponent)
 
-    def add_columns(self, values: dict[str, pa.Array]) -> None:
+    def merge(self, other: Totals, sign: int = 1) -> None:
+        for event, by_ccy in other.sums.items():
+            for ccy, sums in by_ccy.items():
+                for name, value in sums.items():
+                    self._add(event, ccy, name, value, sign)
+        for name, places in other.scale.items():
+            self.scale[name] = max(self.scale.get(name, 0), places)
+
+    def add_columns(self, values: dict[str, pa.Array], sign: int = 1) -> None:
         """Vectorised: group the chunk's records and add their sums."""
         if not self.fields or "eventname" not in values:
             return
@@ -76,7 +84,7 @@ class Totals:
             table = pa.table({**keys, "v": dec}).group_by(["e", "c"]).aggregate([("v", "sum")])
             for e, c, s in zip(*(table.column(x).to_pylist() for x in ("e", "c", "v_sum")), strict=True):
                 if s is not None:
-                    self._add(e, c, name, s)
+                    self._add(e, c, name, s, sign)
 
     def add_record(self, record: dict[str, Any], sign: int = 1) -> None:
         """Slow path for single records (server refusals, failed batches)."""

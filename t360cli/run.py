@@ -343,10 +343,7 @@ class Refusals:
 
 
 def _subtract(into: Totals, other: Totals) -> None:
-    for event, by_ccy in other.sums.items():
-        for ccy, sums in by_ccy.items():
-            for name, value in sums.items():
-                into._add(event, ccy, name, value, -1)
+    into.merge(other, -1)
 
 
 def _acknowledged(pipe: Pipeline, unacked: Totals) -> Totals:

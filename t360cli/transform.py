@@ -144,10 +144,10 @@ def map_field(spec: FieldSpec, m: Mapping, chunk: Chunk) -> tuple[pa.Array, pa.A
     return values, prefix(spec.target, errors)
 
 
-def apply(m: Mapping, chunk: Chunk, specs: list[FieldSpec] | None = None) -> Mapped:
+def apply(m: Mapping, chunk: Chunk, specs: list[FieldSpec] | None = None, where: bool = True) -> Mapped:
     """Map every field of `specs` (default: the mapping's fields) over the chunk."""
     n = chunk.table.num_rows
-    filtered = where_mask(m, chunk) if m.where else np.zeros(n, dtype=bool)
+    filtered = where_mask(m, chunk) if m.where and where else np.zeros(n, dtype=bool)
     errors = nulls(n)
     values: dict[str, pa.Array] = {}
     for spec in specs if specs is not None else m.fields:

@@ -35,15 +35,23 @@ def hash_strings(values: pa.Array) -> np.ndarray:
 class HashIndex:
     """uint64 key -> uint64 value, newest write wins; log-structured sorted runs."""
 
-    FILTER_BITS = 1 << 24  # 2 MB: at a million keys, ~6% of new keys need a real lookup
-
-    def __init__(self) -> None:
+    def __init__(self, filter_bits: int = 1 << 24) -> None:
         self.runs: list[tuple[np.ndarray, np.ndarray]] = []
-        self.bits = np.zeros(self.FILTER_BITS // 8, dtype=np.uint8)
+        self.filter_bits = filter_bits  # 2 MB to start; grows to stay under 1/16 full
+        self.bits = np.zeros(filter_bits // 8, dtype=np.uint8)
+        self.count = 0
 
     def _slots(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        idx = (keys >> np.uint64(40)).astype(np.int64) & (self.FILTER_BITS - 1)
+        idx = (keys >> np.uint64(24)).astype(np.int64) & (self.filter_bits - 1)
         return idx >> 3, (1 << (idx & 7)).astype(np.uint8)
+
+    def _grow_filter(self) -> None:
+        """4x the bits, refilled from the runs: ~6% false positives at most."""
+        self.filter_bits *= 4
+        self.bits = np.zeros(self.filter_bits // 8, dtype=np.uint8)
+        for run_keys, _ in self.runs:
+            byte, bit = self._slots(run_keys)
+            np.bitwise_or.at(self.bits, byte, bit)
 
     def maybe(self, keys: np.ndarray) -> np.ndarray:
         """False for keys certainly never put (a one-hash bit filter)."""
@@ -76,6 +84,9 @@ class HashIndex:
         byte, bit = self._slots(keys)
         np.bitwise_or.at(self.bits, byte, bit)
         self.runs.append(_last_per_key(keys, values))
+        self.count += len(self.runs[-1][0])
+        if self.count * 16 > self.filter_bits:
+            self._grow_filter()
         while (
             len(self.runs) > 1
             and len(self.runs[-2][0]) <= 2 * len(self.runs[-1][0])

@@ -123,10 +123,11 @@ def test_aggregate_across_chunks_and_files(tmp_path: Path) -> None:
         },
     ]
     assert all(r["eventid"].startswith("t360-") and len(r["eventid"]) == 37 for r in out.records)
+    # a generated id opens its record; the rest keeps mapping order
     assert list(out.records[0]) == [
+        "eventid",
         "customerid",
         "eventname",
-        "eventid",
         "createtime",
         "Product",
         "Lots",
@@ -194,3 +195,14 @@ def test_power_mapping_errors(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(MappingError) as info:
         load_mapping(path)
     assert str(info.value) == f"{path}, {message}"
+
+
+def test_hash_ids_are_xxh3_128_of_the_text() -> None:
+    """Pinned: ids must not change with a library upgrade or another machine."""
+    import pyarrow as pa
+
+    from t360cli.encode import hash_ids
+
+    assert hash_ids(pa.array(["activities|x"])).to_pylist() == [
+        "t360-" + __import__("xxhash").xxh3_128_hexdigest(b"activities|x")]
+    assert hash_ids(pa.array([""])).to_pylist() == ["t360-99aa06d3014798d86001c324468d497f"]

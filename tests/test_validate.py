@@ -216,3 +216,14 @@ def test_dedupe_across_chunks() -> None:
     assert d.classify(pa.array(["a", "a", "b"]), pa.array(["1", "2", "1"])).tolist() == [1, 0, 1]
     # back to an earlier value is a change again: later values must win
     assert d.classify(pa.array(["a"]), pa.array(["1"])).tolist() == [0]
+
+
+def test_hash_index_filter_grows_and_stays_exact() -> None:
+    index = HashIndex(filter_bits=64)  # tiny: must grow many times
+    keys = np.random.default_rng(3).integers(0, 2**63, size=5000).astype(np.uint64)
+    for part in np.array_split(keys, 50):
+        index.put(part, part + np.uint64(1))
+    assert index.filter_bits >= 16 * 5000
+    found, got = index.lookup(np.concatenate([keys, keys + np.uint64(7)]))
+    assert found[:5000].all() and (got[:5000] == keys + np.uint64(1)).all()
+    assert found[5000:].sum() == np.isin(keys + np.uint64(7), keys).sum()
