@@ -8,7 +8,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -17,25 +17,37 @@ from t360cli.config import resolve
 from t360cli.errors import ExitCode, T360Error, UsageError
 from t360cli.ui import Terminal
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
-                  pretty_exceptions_enable=False,
-                  help="Bulk uploader for the Track360 attribution API: map, validate and deliver "
-                       "broker exports (CSV, TSV, XLSX, JSONL, JSON, Parquet).")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    help="Bulk uploader for the Track360 attribution API: map, validate and deliver "
+    "broker exports (CSV, TSV, XLSX, JSONL, JSON, Parquet).",
+)
 mapping_app = typer.Typer(no_args_is_help=True, help="Work with mapping files.")
 app.add_typer(mapping_app, name="mapping")
 
 Files = Annotated[list[str], typer.Argument(help="Input files: paths or globs; .gz is read transparently.")]
 MappingOpt = Annotated[str, typer.Option("--mapping", "-m", help="The mapping file (YAML).")]
-ConfigOpt = Annotated[Optional[str], typer.Option("--config", "-c", help="Config file [default: $T360_CONFIG, else ./config.yaml].")]
-BaseUrlOpt = Annotated[Optional[str], typer.Option("--base-url", help="Track360 base URL [default: $T360_BASE_URL, else config].")]
-BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Records per request [default: 500].")]
-ConcOpt = Annotated[Optional[int], typer.Option("--concurrency", min=1, help="Requests in flight [default: 4].")]
-RateOpt = Annotated[Optional[float], typer.Option("--rate", min=0.001, help="At most R requests per second.")]
-LogOpt = Annotated[Optional[str], typer.Option("--log", help="Progress log [default: <state_dir>/runs/<name>-<fingerprint>.jsonl].")]
-RejectsOpt = Annotated[Optional[str], typer.Option("--rejects", help="CSV of rejected rows [default: beside the log].")]
-ReportOpt = Annotated[Optional[str], typer.Option("--report", help="Write a JSON summary of the run here.")]
-MaxRejOpt = Annotated[Optional[str], typer.Option("--max-rejects", help="Send nothing if more rows than N (or P%) are invalid.")]
-LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Read only the first N data rows.")]
+ConfigOpt = Annotated[
+    str | None, typer.Option("--config", "-c", help="Config file [default: $T360_CONFIG, else ./config.yaml].")
+]
+BaseUrlOpt = Annotated[
+    str | None, typer.Option("--base-url", help="Track360 base URL [default: $T360_BASE_URL, else config].")
+]
+BatchOpt = Annotated[int | None, typer.Option("--batch-size", min=1, help="Records per request [default: 500].")]
+ConcOpt = Annotated[int | None, typer.Option("--concurrency", min=1, help="Requests in flight [default: 4].")]
+RateOpt = Annotated[float | None, typer.Option("--rate", min=0.001, help="At most R requests per second.")]
+LogOpt = Annotated[
+    str | None, typer.Option("--log", help="Progress log [default: <state_dir>/runs/<name>-<fingerprint>.jsonl].")
+]
+RejectsOpt = Annotated[str | None, typer.Option("--rejects", help="CSV of rejected rows [default: beside the log].")]
+ReportOpt = Annotated[str | None, typer.Option("--report", help="Write a JSON summary of the run here.")]
+MaxRejOpt = Annotated[
+    str | None, typer.Option("--max-rejects", help="Send nothing if more rows than N (or P%) are invalid.")
+]
+LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="Read only the first N data rows.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the exit code.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="More output; tracebacks on errors.")]
 
@@ -83,55 +95,102 @@ def _stopped(report: dict[str, Any], max_rejects: str | None, term: Terminal) ->
     code = int(report["exit_code"])
     if code == ExitCode.STOPPED:
         where = f" See the rejects file {report['rejects']}." if report.get("rejects") else ""
-        term.error(f"{report['rows_rejected']} of {report['rows_read']} rows are invalid, "
-                   f"more than --max-rejects {max_rejects}.{where}")
+        term.error(
+            f"{report['rows_rejected']} of {report['rows_read']} rows are invalid, "
+            f"more than --max-rejects {max_rejects}.{where}"
+        )
     return code
 
 
 @app.command()
-def upload(files: Files, mapping: MappingOpt, config: ConfigOpt = None, base_url: BaseUrlOpt = None,
-           batch_size: BatchOpt = None, concurrency: ConcOpt = None, rate: RateOpt = None,
-           dry_run: Annotated[bool, typer.Option("--dry-run", help="Do everything but send (same as validate).")] = False,
-           log: LogOpt = None,
-           restart: Annotated[bool, typer.Option("--restart", help="Ignore an existing progress log and start over.")] = False,
-           rejects: RejectsOpt = None, report: ReportOpt = None, max_rejects: MaxRejOpt = None,
-           limit: LimitOpt = None, quiet: QuietOpt = False, verbose: VerboseOpt = False) -> None:
+def upload(
+    files: Files,
+    mapping: MappingOpt,
+    config: ConfigOpt = None,
+    base_url: BaseUrlOpt = None,
+    batch_size: BatchOpt = None,
+    concurrency: ConcOpt = None,
+    rate: RateOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Do everything but send (same as validate).")] = False,
+    log: LogOpt = None,
+    restart: Annotated[bool, typer.Option("--restart", help="Ignore an existing progress log and start over.")] = False,
+    rejects: RejectsOpt = None,
+    report: ReportOpt = None,
+    max_rejects: MaxRejOpt = None,
+    limit: LimitOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
     """Send records to Track360 (resumes an interrupted run of the same files)."""
+
     def body(term: Terminal) -> int:
         from t360cli import run
 
-        settings = _settings(config, term, base_url=base_url, batch_size=batch_size,
-                             concurrency=concurrency, rate_limit=rate)
-        opts = _run_opts(files=files, mapping=mapping, dry_run=dry_run, limit=limit, max_rejects=max_rejects,
-                         log=log, restart=restart, rejects=rejects, report=report)
+        settings = _settings(
+            config, term, base_url=base_url, batch_size=batch_size, concurrency=concurrency, rate_limit=rate
+        )
+        opts = _run_opts(
+            files=files,
+            mapping=mapping,
+            dry_run=dry_run,
+            limit=limit,
+            max_rejects=max_rejects,
+            log=log,
+            restart=restart,
+            rejects=rejects,
+            report=report,
+        )
         return _stopped(run.upload(opts, settings, term), max_rejects, term)
 
     _call(body, quiet, verbose)
 
 
 @app.command()
-def validate(files: Files, mapping: MappingOpt, config: ConfigOpt = None, batch_size: BatchOpt = None,
-             rejects: RejectsOpt = None, report: ReportOpt = None, max_rejects: MaxRejOpt = None,
-             limit: LimitOpt = None, quiet: QuietOpt = False, verbose: VerboseOpt = False) -> None:
+def validate(
+    files: Files,
+    mapping: MappingOpt,
+    config: ConfigOpt = None,
+    batch_size: BatchOpt = None,
+    rejects: RejectsOpt = None,
+    report: ReportOpt = None,
+    max_rejects: MaxRejOpt = None,
+    limit: LimitOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
     """Dry run: read, map and validate; send nothing (no API key needed)."""
+
     def body(term: Terminal) -> int:
         from t360cli import run
 
         settings = _settings(config, term, batch_size=batch_size)
-        opts = _run_opts(files=files, mapping=mapping, dry_run=True, limit=limit, max_rejects=max_rejects,
-                         rejects=rejects, report=report)
+        opts = _run_opts(
+            files=files,
+            mapping=mapping,
+            dry_run=True,
+            limit=limit,
+            max_rejects=max_rejects,
+            rejects=rejects,
+            report=report,
+        )
         return _stopped(run.validate(opts, settings, term), max_rejects, term)
 
     _call(body, quiet, verbose)
 
 
 @app.command()
-def replay(log: Annotated[str, typer.Argument(help="The progress log of an earlier upload.")],
-           failed: Annotated[bool, typer.Option("--failed", help="Re-send the batches that failed (default).")] = False,
-           all_: Annotated[bool, typer.Option("--all", help="Re-send every batch.")] = False,
-           config: ConfigOpt = None, base_url: BaseUrlOpt = None, report: ReportOpt = None,
-           quiet: QuietOpt = False, verbose: VerboseOpt = False) -> None:
+def replay(
+    log: Annotated[str, typer.Argument(help="The progress log of an earlier upload.")],
+    failed: Annotated[bool, typer.Option("--failed", help="Re-send the batches that failed (default).")] = False,
+    all_: Annotated[bool, typer.Option("--all", help="Re-send every batch.")] = False,
+    config: ConfigOpt = None,
+    base_url: BaseUrlOpt = None,
+    report: ReportOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
     """Re-send batches recorded in a progress log (inputs must be unchanged)."""
+
     def body(term: Terminal) -> int:
         from t360cli import replay as replay_mod
 
@@ -144,10 +203,13 @@ def replay(log: Annotated[str, typer.Argument(help="The progress log of an earli
 
 
 @app.command()
-def status(log: Annotated[str, typer.Argument(help="A progress log.")],
-           as_json: Annotated[bool, typer.Option("--json", help="Print the report JSON.")] = False,
-           verbose: VerboseOpt = False) -> None:
+def status(
+    log: Annotated[str, typer.Argument(help="A progress log.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report JSON.")] = False,
+    verbose: VerboseOpt = False,
+) -> None:
     """Summarise a run from its progress log."""
+
     def body(term: Terminal) -> int:
         from t360cli import replay as replay_mod
 
@@ -157,12 +219,15 @@ def status(log: Annotated[str, typer.Argument(help="A progress log.")],
 
 
 @mapping_app.command("init")
-def mapping_init(file: Annotated[str, typer.Argument(help="An export to read the columns of.")],
-                 kind: Annotated[str, typer.Option("--kind", help="customers or activities.")],
-                 output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
-                 force: Annotated[bool, typer.Option("--force", help="Overwrite an existing -o file.")] = False,
-                 verbose: VerboseOpt = False) -> None:
+def mapping_init(
+    file: Annotated[str, typer.Argument(help="An export to read the columns of.")],
+    kind: Annotated[str, typer.Option("--kind", help="customers or activities.")],
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing -o file.")] = False,
+    verbose: VerboseOpt = False,
+) -> None:
     """Write a starter mapping by matching the file's columns to Track360's fields."""
+
     def body(term: Terminal) -> int:
         from t360cli import starter
 
@@ -172,20 +237,27 @@ def mapping_init(file: Annotated[str, typer.Argument(help="An export to read the
 
 
 @app.command()
-def sandbox(host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-            port: Annotated[int, typer.Option(help="Port (0 = any free port).")] = 8360,
-            db: Annotated[Optional[str], typer.Option(help="SQLite file [default: <state_dir>/sandbox.db].")] = None,
-            api_key: Annotated[Optional[str], typer.Option("--api-key", help="Key to accept [default: $T360_API_KEY, else 'sandbox-key'].")] = None,
-            fail_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of requests answered 503.")] = 0.0,
-            throttle_rate: Annotated[float, typer.Option(min=0, max=1, help="Share answered 429 with Retry-After.")] = 0.0,
-            drop_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of connections closed without an answer.")] = 0.0,
-            latency: Annotated[int, typer.Option(min=0, help="Delay before each answer, in ms.")] = 0,
-            retry_after: Annotated[float, typer.Option(min=0, help="Retry-After seconds on 429.")] = 1.0,
-            max_body_bytes: Annotated[Optional[int], typer.Option(min=1, help="Answer 413 above this body size.")] = None,
-            poison: Annotated[Optional[str], typer.Option(help="Answer 400 to a batch holding a record with this value.")] = None,
-            seed: Annotated[Optional[int], typer.Option(help="Seed for the fault dice.")] = None,
-            verbose: VerboseOpt = False) -> None:
+def sandbox(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0 = any free port).")] = 8360,
+    db: Annotated[str | None, typer.Option(help="SQLite file [default: <state_dir>/sandbox.db].")] = None,
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", help="Key to accept [default: $T360_API_KEY, else 'sandbox-key'].")
+    ] = None,
+    fail_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of requests answered 503.")] = 0.0,
+    throttle_rate: Annotated[float, typer.Option(min=0, max=1, help="Share answered 429 with Retry-After.")] = 0.0,
+    drop_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="Share of connections closed without an answer.")
+    ] = 0.0,
+    latency: Annotated[int, typer.Option(min=0, help="Delay before each answer, in ms.")] = 0,
+    retry_after: Annotated[float, typer.Option(min=0, help="Retry-After seconds on 429.")] = 1.0,
+    max_body_bytes: Annotated[int | None, typer.Option(min=1, help="Answer 413 above this body size.")] = None,
+    poison: Annotated[str | None, typer.Option(help="Answer 400 to a batch holding a record with this value.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for the fault dice.")] = None,
+    verbose: VerboseOpt = False,
+) -> None:
     """Run a local Track360 receiver (SQLite) with optional faults, for rehearsals."""
+
     def body(term: Terminal) -> int:
         from t360cli import sandbox as sb
 
@@ -194,15 +266,24 @@ def sandbox(host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         key = api_key or os.environ.get(settings.api_key_env) or "sandbox-key"
         try:
-            faults = sb.Faults(fail_rate=fail_rate, throttle_rate=throttle_rate, drop_rate=drop_rate,
-                               latency_ms=latency, retry_after=retry_after, max_body_bytes=max_body_bytes,
-                               poison=poison, seed=seed)
+            faults = sb.Faults(
+                fail_rate=fail_rate,
+                throttle_rate=throttle_rate,
+                drop_rate=drop_rate,
+                latency_ms=latency,
+                retry_after=retry_after,
+                max_body_bytes=max_body_bytes,
+                poison=poison,
+                seed=seed,
+            )
             sb.serve(host=host, port=port, db=path, api_key=key, faults=faults)
         except ValueError as exc:
             raise UsageError(f"sandbox: {exc}.") from None
         except OSError as exc:
-            raise UsageError(f"sandbox cannot listen on {host}:{port}: {exc.strerror or exc}.",
-                             "Pick another --port (0 = any free port).") from None
+            raise UsageError(
+                f"sandbox cannot listen on {host}:{port}: {exc.strerror or exc}.",
+                "Pick another --port (0 = any free port).",
+            ) from None
         return 0
 
     _call(body, False, verbose)
@@ -211,6 +292,7 @@ def sandbox(host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0
 @app.command()
 def demo(verbose: VerboseOpt = False) -> None:
     """Start a sandbox, upload every sample file, and show what it received."""
+
     def body(term: Terminal) -> int:
         from t360cli import demo as demo_mod
 

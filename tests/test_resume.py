@@ -10,9 +10,20 @@ from typing import Any
 
 import orjson
 import pytest
+from conftest import (
+    API_KEY,
+    DEPOSITS_MAPPING,
+    T360,
+    assert_no_key,
+    cli,
+    cli_env,
+    counts_add_up,
+    deposit_rows,
+    deposits_csv,
+    expected_deposit,
+    mapping,
+)
 
-from conftest import (API_KEY, DEPOSITS_MAPPING, T360, assert_no_key, cli, cli_env,
-                      counts_add_up, deposit_rows, deposits_csv, expected_deposit, mapping)
 from t360cli.progress_log import read_log
 from t360cli.sandbox import Faults
 

@@ -14,10 +14,21 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from conftest import (
+    API_KEY,
+    CUSTOMERS_MAPPING,
+    DEPOSITS_MAPPING,
+    assert_no_key,
+    cli,
+    counts_add_up,
+    deposit_rows,
+    deposits_csv,
+    expected_deposit,
+    mapping,
+    settings_for,
+    write,
+)
 
-from conftest import (API_KEY, CUSTOMERS_MAPPING, DEPOSITS_MAPPING, assert_no_key, cli,
-                      counts_add_up, deposit_rows, deposits_csv, expected_deposit, mapping,
-                      settings_for, write)
 from t360cli.errors import AuthRefused, UsageError
 from t360cli.progress_log import LogLock, read_log
 from t360cli.run import RunOptions, upload
