@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)   ## create .venv and install the project with its test extras
 
-test: $(STAMP)   ## run the whole test suite (what CI runs)
+test: $(STAMP)   ## lint, then the whole test suite (what CI runs)
+	$(BIN)/ruff check t360cli tests bench
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)   ## start a sandbox, upload every sample file, show what it received

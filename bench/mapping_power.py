@@ -29,8 +29,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from gen import OUT  # noqa: E402
-from validate import T360, Run, ensure, measure  # noqa: E402
+from validate import T360, Run, ensure, run_rounds  # noqa: E402
 
 TARGET = 0.35  # t360 rows/s over floor rows/s
 FLAT = 1.25  # peak RSS at 1M rows over 200k rows, at most
@@ -66,22 +65,6 @@ def problems_of(case: Case, run: Run, report: Path) -> list[str]:
     want = json.loads(case.path.with_name(case.path.name + ".expected.json").read_text())
     return [f"{case.name}: {k} is {got.get(k)}, expected {want[k]}"
             for k in COUNTS if k in want and got.get(k) != want[k]]
-
-
-def run_rounds(cases: list[Case], rounds: int, timeout: float) -> tuple[dict[Case, list[Run]], list[str]]:
-    env = {**os.environ, "T360_STATE_DIR": str(OUT / "state")}
-    runs: dict[Case, list[Run]] = {c: [] for c in cases}
-    problems: list[str] = []
-    for r in range(rounds):
-        for case in cases:
-            report = OUT / f"report-power-{case.path.stem}.json"
-            report.unlink(missing_ok=True)
-            run = measure(command(case, report), env, timeout)
-            print(f"  round {r + 1}: {case.label:9} {case.path.name:24} {run.wall:7.2f} s "
-                  f"{run.rss_kib / 1024:7.0f} MiB", flush=True)
-            runs[case].append(run)
-            problems += [p for p in problems_of(case, run, report) if p not in problems]
-    return runs, problems
 
 
 def summarise(runs: dict[Case, list[Run]]) -> list[str]:
@@ -127,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
              Case("events", ensure("wide", big, args.seed), big, BENCH / "events.yaml")]
     print(f"bench: {rounds} round(s), interleaved; Python {platform.python_version()}, "
           f"{os.cpu_count()} CPUs; medians of wall time, subprocess start to exit")
-    runs, problems = run_rounds(cases, rounds, args.timeout)
+    runs, problems = run_rounds(cases, rounds, args.timeout, command, problems_of, prefix="report-power-")
     print("\n".join(summarise(runs)))
     for p in problems:
         print(f"PROBLEM: {p}", file=sys.stderr)

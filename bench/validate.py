@@ -100,20 +100,25 @@ def check(case: Case, run: Run, report: Path) -> list[str]:
             for k in keys if got.get(k) != want[k]]
 
 
-def run_rounds(cases: list[Case], rounds: int, timeout: float) -> tuple[dict, list[str]]:
-    """Every case once per round, interleaved; the runs per case and the problems seen."""
+def run_rounds(cases: list, rounds: int, timeout: float, build=None, checker=None,
+               prefix: str = "report-") -> tuple[dict, list[str]]:
+    """Every case once per round, interleaved; the runs per case and the problems seen.
+    `build(case, report)` gives the command and `checker(case, run, report)` the problems
+    (default: this file's command and check; bench/mapping_power.py passes its own)."""
+    build, checker = build or command, checker or check
     env = {**os.environ, "T360_STATE_DIR": str(OUT / "state")}
-    runs: dict[Case, list[Run]] = {c: [] for c in cases}
+    runs: dict = {c: [] for c in cases}
     problems: list[str] = []
+    width = max(len(c.label) for c in cases)
     for r in range(rounds):
         for case in cases:
-            report = OUT / f"report-{case.path.stem}.json"
+            report = OUT / f"{prefix}{case.path.stem}.json"
             report.unlink(missing_ok=True)
-            run = measure(command(case, report), env, timeout)
-            print(f"  round {r + 1}: {case.label:5} {case.path.name:22} {run.wall:7.2f} s "
+            run = measure(build(case, report), env, timeout)
+            print(f"  round {r + 1}: {case.label:{width}} {case.path.name:24} {run.wall:7.2f} s "
                   f"{run.rss_kib / 1024:7.0f} MiB", flush=True)
             runs[case].append(run)
-            problems += [p for p in check(case, run, report) if p not in problems]
+            problems += [p for p in checker(case, run, report) if p not in problems]
     return runs, problems
 
 
