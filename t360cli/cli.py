@@ -73,12 +73,6 @@ def _call(fn: Callable[[Terminal], int], quiet: bool = False, verbose: bool = Fa
     raise typer.Exit(code)
 
 
-def _run_opts(**kw: Any) -> Any:
-    from t360cli.run import RunOptions
-
-    return RunOptions(**kw)
-
-
 def _settings(config: str | None, term: Terminal, **cli: Any) -> Any:
     settings = resolve(config, cli)
     if term.verbose:  # where each setting came from (the key itself is never a setting)
@@ -122,27 +116,9 @@ def upload(
     verbose: VerboseOpt = False,
 ) -> None:
     """Send records to Track360 (resumes an interrupted run of the same files)."""
-
-    def body(term: Terminal) -> int:
-        from t360cli import run
-
-        settings = _settings(
-            config, term, base_url=base_url, batch_size=batch_size, concurrency=concurrency, rate_limit=rate
-        )
-        opts = _run_opts(
-            files=files,
-            mapping=mapping,
-            dry_run=dry_run,
-            limit=limit,
-            max_rejects=max_rejects,
-            log=log,
-            restart=restart,
-            rejects=rejects,
-            report=report,
-        )
-        return _stopped(run.upload(opts, settings, term), max_rejects, term)
-
-    _call(body, quiet, verbose)
+    cli = {"base_url": base_url, "batch_size": batch_size, "concurrency": concurrency, "rate_limit": rate}
+    _send(config, cli, quiet, verbose, files=files, mapping=mapping, dry_run=dry_run, limit=limit,
+          max_rejects=max_rejects, log=log, restart=restart, rejects=rejects, report=report)
 
 
 @app.command()
@@ -159,21 +135,19 @@ def validate(
     verbose: VerboseOpt = False,
 ) -> None:
     """Dry run: read, map and validate; send nothing (no API key needed)."""
+    _send(config, {"batch_size": batch_size}, quiet, verbose, files=files, mapping=mapping, dry_run=True,
+          limit=limit, max_rejects=max_rejects, rejects=rejects, report=report)
+
+
+def _send(config: str | None, cli: dict[str, Any], quiet: bool, verbose: bool, **options: Any) -> None:
+    """The one implementation behind upload and validate (a dry run is an upload that sends nothing)."""
 
     def body(term: Terminal) -> int:
         from t360cli import run
 
-        settings = _settings(config, term, batch_size=batch_size)
-        opts = _run_opts(
-            files=files,
-            mapping=mapping,
-            dry_run=True,
-            limit=limit,
-            max_rejects=max_rejects,
-            rejects=rejects,
-            report=report,
-        )
-        return _stopped(run.validate(opts, settings, term), max_rejects, term)
+        opts = run.RunOptions(**options)
+        report = run.upload(opts, _settings(config, term, **cli), term)
+        return _stopped(report, opts.max_rejects, term)
 
     _call(body, quiet, verbose)
 
