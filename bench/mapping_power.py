@@ -18,7 +18,6 @@ count matched (the throughput target is reported, not enforced: shared machines 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -29,7 +28,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from validate import T360, Run, ensure, run_rounds  # noqa: E402
+from validate import T360, Run, bench_args, ensure, run_rounds  # noqa: E402
 
 TARGET = 0.35  # t360 rows/s over floor rows/s
 FLAT = 1.25  # peak RSS at 1M rows over 200k rows, at most
@@ -91,15 +90,8 @@ def summarise(runs: dict[Case, list[Run]]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, help="interleaved rounds (default 3; 1 with --quick)")
-    ap.add_argument("--quick", action="store_true", help="100k rows (and 20k)")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--timeout", type=float, default=900, help="seconds per subprocess")
-    args = ap.parse_args(argv)
-    rounds = args.rounds or (1 if args.quick else 3)
-    if rounds < 1:
-        ap.error("--rounds must be at least 1")
+    args = bench_args(__doc__, '100k rows (and 20k)', argv)
+    rounds = args.rounds
     if not T360.exists():
         print(f"{T360} not found: install the project (make venv).", file=sys.stderr)
         return 2

@@ -148,17 +148,26 @@ def summarise(runs: dict[Case, list[Run]]) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def bench_args(doc: str, quick_help: str, argv: list[str] | None,
+               extra: list[tuple[str, str]] = ()) -> argparse.Namespace:
+    """The options every bench script takes; `args.rounds` is resolved (3, or 1 with --quick)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, help="interleaved rounds (default 3; 1 with --quick)")
-    ap.add_argument("--quick", action="store_true", help="100k rows, a 10k-row workbook")
-    ap.add_argument("--floor-only", action="store_true", help="skip t360 (the floor alone)")
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    for flag, text in extra:
+        ap.add_argument(flag, action="store_true", help=text)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=900, help="seconds per subprocess")
     args = ap.parse_args(argv)
-    rounds = args.rounds or (1 if args.quick else 3)
-    if rounds < 1:
+    args.rounds = args.rounds or (1 if args.quick else 3)
+    if args.rounds < 1:
         ap.error("--rounds must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = bench_args(__doc__, '100k rows, a 10k-row workbook', argv, [("--floor-only", "skip t360 (the floor alone)")])
+    rounds = args.rounds
     if not args.floor_only and not T360.exists():
         print(f"{T360} not found: install the project (make venv) or use --floor-only.",
               file=sys.stderr)
