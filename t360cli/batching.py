@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -27,15 +28,25 @@ class Origin:
 
 @dataclass
 class Batch:
+    """One request body. Its bytes are joined only when asked for: a dry run never does."""
+
     index: int
-    body: bytes
+    parts: list[memoryview]  # runs of records, each record followed by ","
     n: int
-    sha256: str
     starts: np.ndarray  # byte offset of each record in body, plus the end
     files: np.ndarray  # source file index per record
     lines: np.ndarray  # source line per record
     ids: frozenset[int] = frozenset()  # customers: hashed customerIds (delivery order)
     origins: list[tuple[int, Origin]] = field(default_factory=list)  # (first record, origin)
+
+    @cached_property
+    def body(self) -> bytes:
+        """The JSON array: "[" + records + "]", the last record's comma dropped."""
+        return b"".join([b"[", *self.parts[:-1], self.parts[-1][:-1], b"]"])
+
+    @cached_property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.body).hexdigest()
 
     def part(self, lo: int, hi: int) -> bytes:
         """The JSON array body of records lo..hi-1."""
@@ -80,7 +91,7 @@ class Batcher:
         self._reset()
 
     def _reset(self) -> None:
-        self.parts: list[bytes] = []
+        self.parts: list[memoryview] = []
         self.sizes: list[np.ndarray] = []
         self.meta: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.origins: list[tuple[int, Origin]] = []
@@ -107,7 +118,7 @@ class Batcher:
                 yield self._emit()
 
     def _take(self, piece: Piece, data: memoryview, offs: np.ndarray, sizes: np.ndarray, pos: int, k: int) -> None:
-        self.parts.append(bytes(data[offs[pos] : offs[pos + k]]))
+        self.parts.append(data[offs[pos] : offs[pos + k]])  # a view: the chunk stays alive anyway
         self.sizes.append(sizes[pos : pos + k])
         ids = piece.ids[pos : pos + k] if len(piece.ids) else piece.ids
         self.meta.append((piece.files[pos : pos + k], piece.lines[pos : pos + k], ids))
@@ -117,16 +128,14 @@ class Batcher:
         self.nbytes += int(sizes[pos : pos + k].sum())
 
     def _emit(self) -> Batch:
-        body = b"[" + b"".join(self.parts)[:-1] + b"]"
         starts = np.concatenate([[1], 1 + np.cumsum(np.concatenate(self.sizes))])
         files = np.concatenate([m[0] for m in self.meta])
         lines = np.concatenate([m[1] for m in self.meta])
         ids = np.concatenate([m[2] for m in self.meta])
         batch = Batch(
             self.index,
-            body,
+            self.parts,
             self.n,
-            hashlib.sha256(body).hexdigest(),
             starts,
             files,
             lines,

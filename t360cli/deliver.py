@@ -37,6 +37,7 @@ class Producer:
     def _run(self, batches: Iterable[Batch]) -> None:
         try:
             for batch in batches:
+                _ = batch.sha256  # body joined and hashed here, off the event loop
                 if not self._put(batch):
                     return
             self._put(_END)

@@ -216,25 +216,30 @@ class Pipeline:
         status = np.zeros(len(rows), dtype=np.int8)
         if p.keyed is not None:
             status[p.keyed] = self.dedupe.classify_hashes(p.key_hash, p.content_hash)
-        conflict_rows = np.unique(rows[status == Dedupe.CONFLICT])
+        n = chunk.table.num_rows
+        conflict = _marked(n, rows, status == Dedupe.CONFLICT)  # per chunk row, like kept and dup
+        conflict_rows = np.flatnonzero(conflict)
         if len(conflict_rows):
             ids = values["eventid"].filter(pa.array(status == Dedupe.CONFLICT)).to_pylist()
-            first = dict(zip(rows[status == Dedupe.CONFLICT].tolist(), ids, strict=True))
+            first: dict[int, str] = {}
+            for r, i in zip(rows[status == Dedupe.CONFLICT].tolist(), ids, strict=True):
+                first.setdefault(r, i)
             reasons = [
                 f"eventid: '{first[r]}' was already sent with different values (conflict)" for r in conflict_rows
             ]
             self.reject_rows(chunk, conflict_rows, reasons)
-        keep = (status == Dedupe.KEEP) & ~np.isin(rows, conflict_rows)
-        kept_rows = np.unique(rows[keep])
-        self.counts.rows_valid += len(kept_rows)
-        dropped = np.setdiff1d(np.unique(rows[status == Dedupe.DUPLICATE]), np.union1d(kept_rows, conflict_rows))
-        self.counts.rows_duplicate += len(dropped)
+        keep = (status == Dedupe.KEEP) & ~conflict[rows]
+        kept = _marked(n, rows, keep)
+        self.counts.rows_valid += int(np.count_nonzero(kept))
+        dup = _marked(n, rows, status == Dedupe.DUPLICATE)
+        self.counts.rows_duplicate += int(np.count_nonzero(dup & ~kept & ~conflict))
         if p.totals is not None:
             self.totals.merge(p.totals)
         if not keep.all():
             self.totals.add_columns({k: v.filter(pa.array(~keep)) for k, v in values.items()}, -1)
             mask = pa.array(keep)
-            values = {k: v.filter(mask) for k, v in values.items()}
+            if self.kind == "customers":  # piece() reads their values; activities' only their records
+                values = {k: v.filter(mask) for k, v in values.items()}
             recs, rows = recs.filter(mask), rows[keep]
         return self.piece(chunk, rows, values, recs, totals=False) if len(rows) else None
 
@@ -266,6 +271,13 @@ class Pipeline:
             keys = np.concatenate([k for k, _ in self.tracking.runs]) if merged else np.empty(0, np.uint64)
             found, latest = self.tracking.lookup(np.unique(keys))
             self.counts.unattributed_customers = int((latest[found] == 0).sum())
+
+
+def _marked(n: int, rows: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per chunk row (of n): whether any of its records is in mask (rows[i] is record i's row)."""
+    out = np.zeros(n, dtype=bool)
+    out[rows[mask]] = True
+    return out
 
 
 def _head(chunk: Chunk, left: int) -> Chunk:
