@@ -48,24 +48,48 @@ def json_string(values: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise('"', inner, '"', "")
 
 
-def records(fields: dict[str, pa.Array]) -> pa.Array:
-    """One JSON object text per row, each followed by ','. Fields in dict order.
+def _fragments(fields: dict[str, pa.Array]) -> tuple[list[pa.Array], bool]:
+    """(`,"key":"value"` per field, absent ones empty; whether the first is always there).
 
-    One join per field (`,"key":"value"`, absent fields empty) and one for the row. When
-    the first field is always present (the usual id), it opens the object itself.
+    When it is, its fragment has no leading comma, so a record is one join with `{`.
     """
     items = list(fields.items())
     opens = bool(items) and items[0][1].null_count == 0
     parts = []
     for i, (name, values) in enumerate(items):
         inner = _escaped(values) if _needs_escape(values) else values
-        lead = "{" if i == 0 and opens else ","
+        lead = "" if i == 0 and opens else ","
         frag = pc.binary_join_element_wise(f"{lead}{orjson.dumps(name).decode()}:\"", inner, '"', "")
         parts.append(frag if values.null_count == 0 else pc.fill_null(frag, ""))
+    return parts, opens
+
+
+def _join(head: str, parts: list[pa.Array], opens: bool) -> pa.Array:
     if opens:
-        return pc.binary_join_element_wise(*parts, "},", "")
-    body = pc.binary_join_element_wise(*parts, "")
-    return pc.binary_join_element_wise("{", pc.utf8_slice_codeunits(body, 1), "},", "")
+        return pc.binary_join_element_wise(head, *parts, "},", "")
+    body = pc.binary_join_element_wise(*parts, "")  # each non-empty field opens with ","
+    return pc.binary_join_element_wise(head, pc.utf8_slice_codeunits(body, 1), "},", "")
+
+
+def records(fields: dict[str, pa.Array]) -> pa.Array:
+    """One JSON object text per row, each followed by ','. Fields in dict order.
+
+    One join per field (`,"key":"value"`, absent fields empty) and one for the row.
+    """
+    return _join("{", *_fragments(fields))
+
+
+def records_with_id(fields: dict[str, pa.Array], kind: str) -> tuple[pa.Array, pa.Array, np.ndarray]:
+    """(records opened by a generated `eventid`, the ids, their first 64 bits as uint64).
+
+    The id is `t360-` + XXH3-128 of `<kind>|<the record without it>` (the text `records`
+    writes, trailing comma included); the fields are encoded once for both.
+    """
+    parts, opens = _fragments(fields)
+    digits, h = hash_hex(_join(f"{kind}|{{", parts, opens))
+    ids = hex_strings(digits)
+    close = '",' if opens else '"'  # otherwise each present field brings its comma
+    return pc.binary_join_element_wise('{"eventid":"', ids, close, *parts, "},", ""), ids, h
 
 
 def buffer_of(arr: pa.Array) -> tuple[np.ndarray, memoryview]:
@@ -105,9 +129,3 @@ def hex_strings(matrix: np.ndarray, prefix: str = "t360-") -> pa.Array:
 def hash_ids(texts: pa.Array, prefix: str = "t360-") -> pa.Array:
     """A stable id per text: prefix + the 32 hex digits of its XXH3-128 digest."""
     return hex_strings(hash_hex(texts)[0], prefix)
-
-
-def prepend_id(recs: pa.Array, ids: pa.Array) -> pa.Array:
-    """`{"eventid":"<id>",...}` from `{...}` records: a generated id opens its record."""
-    rest = pc.utf8_slice_codeunits(recs, 1)
-    return pc.binary_join_element_wise('{"eventid":"', ids, '",', rest, "")

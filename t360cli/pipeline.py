@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from t360cli import contract, encode, events, readers, transform
 from t360cli.aggregate import Aggregator
@@ -176,10 +175,7 @@ class Pipeline:
         """Record texts, and the hashes dedupe compares."""
         n = len(p.rows)
         if self.generate:  # the id hashes the record's content; it opens the record
-            body = encode.records(p.values)
-            digits, h = encode.hash_hex(pc.binary_join_element_wise(self.kind, body, "|"))
-            ids = encode.hex_strings(digits)
-            p.recs = encode.prepend_id(body, ids)
+            p.recs, ids, h = encode.records_with_id(p.values, self.kind)
             p.values = {"eventid": ids, **p.values}
             p.keyed, p.key_hash, p.content_hash = np.ones(n, dtype=bool), h, h  # same id <=> same content
             return

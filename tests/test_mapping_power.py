@@ -206,3 +206,23 @@ def test_hash_ids_are_xxh3_128_of_the_text() -> None:
     assert hash_ids(pa.array(["activities|x"])).to_pylist() == [
         "t360-" + __import__("xxhash").xxh3_128_hexdigest(b"activities|x")]
     assert hash_ids(pa.array([""])).to_pylist() == ["t360-99aa06d3014798d86001c324468d497f"]
+
+
+def test_records_with_id_hash_the_record_they_open() -> None:
+    """Each record is valid JSON opened by its id, and the id is the XXH3-128 of
+    `kind|<the record without it>,` as documented, whether or not the first field is there."""
+    import orjson
+    import pyarrow as pa
+    import xxhash
+
+    from t360cli.encode import records, records_with_id
+
+    for first in (["a", "b\"q", "c"], [None, "b", None]):
+        fields = {"customerid": pa.array(first, pa.string()), "Value": pa.array(["1.5", None, None])}
+        recs, ids, _ = records_with_id(fields, "activities")
+        plain = records(fields).to_pylist()
+        for rec, eid, body in zip(recs.to_pylist(), ids.to_pylist(), plain, strict=True):
+            assert eid == "t360-" + xxhash.xxh3_128_hexdigest(f"activities|{body}".encode())
+            obj = orjson.loads(rec[:-1])
+            assert list(obj)[0] == "eventid" and obj["eventid"] == eid
+            assert {k: v for k, v in obj.items() if k != "eventid"} == orjson.loads(body[:-1])
