@@ -21,7 +21,7 @@ from t360cli.batching import Origin, Piece
 from t360cli.mapping import Mapping, check_columns
 from t360cli.readers import Chunk, Source
 from t360cli.report import Counts, RejectsWriter, Totals
-from t360cli.validate import Dedupe, HashIndex, hash_strings
+from t360cli.validate import Dedupe, HashIndex, KeyOrder, hash_strings
 
 WORKERS = 2  # these machines have 2 cores; the floor leaves one idle
 CHUNK_ROWS = 12_288  # peak memory grows with the chunk; speed barely does past ~16k rows
@@ -71,6 +71,7 @@ class Prepared:
     keyed: np.ndarray | None = None  # records that carry a dedupe key
     key_hash: np.ndarray | None = None
     content_hash: np.ndarray | None = None
+    key_order: KeyOrder | None = None
 
 
 @dataclass
@@ -178,6 +179,7 @@ class Pipeline:
             p.recs, ids, h = encode.records_with_id(p.values, self.kind)
             p.values = {"eventid": ids, **p.values}
             p.keyed, p.key_hash, p.content_hash = np.ones(n, dtype=bool), h, h  # same id <=> same content
+            p.key_order = KeyOrder.of(h)
             return
         p.recs = encode.records(p.values)
         key = "eventid" if self.kind == "activities" else contract.ID_FIELD["customers"]
@@ -186,6 +188,7 @@ class Pipeline:
             take = pa.array(np.flatnonzero(p.keyed))
             p.key_hash = hash_strings(p.values[key].take(take))
             p.content_hash = hash_strings(p.recs.take(take))
+            p.key_order = KeyOrder.of(p.key_hash)
 
     def absorb(self, p: Prepared) -> Piece | None:
         """Count, reject and deduplicate a prepared chunk, in file order."""
@@ -211,7 +214,7 @@ class Pipeline:
             return None
         status = np.zeros(len(rows), dtype=np.int8)
         if p.keyed is not None:
-            status[p.keyed] = self.dedupe.classify_hashes(p.key_hash, p.content_hash)
+            status[p.keyed] = self.dedupe.classify_hashes(p.key_hash, p.content_hash, p.key_order)
         n = chunk.table.num_rows
         conflict = _marked(n, rows, status == Dedupe.CONFLICT)  # per chunk row, like kept and dup
         conflict_rows = np.flatnonzero(conflict)

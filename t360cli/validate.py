@@ -13,6 +13,8 @@ million ids cost ~16 MB instead of ~100 MB for a Python dict.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
 
@@ -79,12 +81,16 @@ class HashIndex:
 
     def put(self, keys: np.ndarray, values: np.ndarray) -> None:
         """Insert or overwrite (the last of repeated keys wins)."""
+        self.put_sorted(*_last_per_key(keys, values))
+
+    def put_sorted(self, keys: np.ndarray, values: np.ndarray) -> None:
+        """put() of keys already sorted and unique."""
         if not len(keys):
             return
         byte, bit = self._slots(keys)
         np.bitwise_or.at(self.bits, byte, bit)
-        self.runs.append(_last_per_key(keys, values))
-        self.count += len(self.runs[-1][0])
+        self.runs.append((keys, values))
+        self.count += len(keys)
         if self.count * 16 > self.filter_bits:
             self._grow_filter()
         while (
@@ -96,15 +102,27 @@ class HashIndex:
             self.runs[-1] = _last_per_key(np.concatenate([k1, k2]), np.concatenate([v1, v2]))
 
 
-def _first_positions(k: np.ndarray) -> np.ndarray:
-    """For each row, the row where its key first occurs (one stable sort, no unique)."""
-    order = np.argsort(k, kind="stable")
-    ks = k[order]
-    starts = np.ones(len(k), dtype=bool)
-    starts[1:] = ks[1:] != ks[:-1]
-    out = np.empty(len(k), dtype=np.int64)
-    out[order] = order[starts][np.cumsum(starts) - 1]
-    return out
+@dataclass(frozen=True)
+class KeyOrder:
+    """Rows of equal keys brought together: what dedupe needs of a chunk's key hashes.
+    Pure numpy on one chunk, so it is computed beside the mapping, off the main thread."""
+
+    order: np.ndarray  # stable argsort of the keys: equal keys stay in file order
+    starts: np.ndarray  # per sorted position: the first of its key
+
+    @classmethod
+    def of(cls, keys: np.ndarray) -> KeyOrder:
+        order = np.argsort(keys, kind="stable")
+        ks = keys[order]
+        starts = np.ones(len(keys), dtype=bool)
+        starts[1:] = ks[1:] != ks[:-1]
+        return cls(order, starts)
+
+    def first_positions(self) -> np.ndarray:
+        """For each row, the row where its key first occurs."""
+        out = np.empty(len(self.order), dtype=np.int64)
+        out[self.order] = self.order[self.starts][np.cumsum(self.starts) - 1]
+        return out
 
 
 def _last_per_key(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -134,34 +152,36 @@ class Dedupe:
             return status
         k = hash_strings(keys.take(pa.array(rows)))
         c = hash_strings(records.take(pa.array(rows)))
-        status[rows] = self.classify_hashes(k, c)
+        status[rows] = self.classify_hashes(k, c, KeyOrder.of(k))
         return status
 
-    def classify_hashes(self, k: np.ndarray, c: np.ndarray) -> np.ndarray:
-        """The same, from id hashes and content hashes already computed."""
-        return self._first_wins(k, c) if self.kind == "activities" else self._latest_wins(k, c)
+    def classify_hashes(self, k: np.ndarray, c: np.ndarray, ko: KeyOrder) -> np.ndarray:
+        """The same, from id hashes, content hashes and their KeyOrder already computed."""
+        return self._first_wins(k, c, ko) if self.kind == "activities" else self._latest_wins(k, c, ko)
 
-    def _first_wins(self, k: np.ndarray, c: np.ndarray) -> np.ndarray:
+    def _first_wins(self, k: np.ndarray, c: np.ndarray, ko: KeyOrder) -> np.ndarray:
         found, prev = self.index.lookup(k)
         # the reference content of a key: the index's, else its first occurrence here
-        ref_pos = _first_positions(k)
+        ref_pos = ko.first_positions()
         first = ~found & (ref_pos == np.arange(len(k)))
         later = ~found & ~first
         ref = np.where(found, prev, c[ref_pos])
         out = np.where(found | later, np.where(ref == c, self.DUPLICATE, self.CONFLICT), self.KEEP)
-        self.index.put(k[first], c[first])
+        new = ko.order[ko.starts]  # each key's first row, in key order
+        new = new[~found[new]]
+        self.index.put_sorted(k[new], c[new])
         return out.astype(np.int8)
 
-    def _latest_wins(self, k: np.ndarray, c: np.ndarray) -> np.ndarray:
+    def _latest_wins(self, k: np.ndarray, c: np.ndarray, ko: KeyOrder) -> np.ndarray:
         found, prev = self.index.lookup(k)
-        order = np.argsort(k, kind="stable")  # rows of one id together, in file order
-        same = k[order][1:] == k[order][:-1]
+        order, starts = ko.order, ko.starts  # rows of one id together, in file order
         before = np.full(len(k), -1, dtype=np.int64)  # the previous row with the same id
-        before[order[1:][same]] = order[:-1][same]
+        before[order[~starts]] = order[np.flatnonzero(~starts) - 1]
         has_before = before >= 0
         ref = prev.copy()
         ref[has_before] = c[before[has_before]]
         seen = has_before | found
         out = np.where(seen & (ref == c), self.DUPLICATE, self.KEEP).astype(np.int8)
-        self.index.put(k, c)
+        last = order[np.append(starts[1:], True)]  # each id's last row, in key order
+        self.index.put_sorted(k[last], c[last])
         return out
