@@ -95,11 +95,27 @@ def apply_map(spec: FieldSpec, values: pa.Array) -> tuple[pa.Array, pa.Array]:
     idx = pc.index_in(values, value_set=keys)
     mapped = pc.take(pa.array(list(spec.map.values()), STR), idx)
     missing = pc.and_(pc.is_valid(values), pc.is_null(idx))
+    if not pc.any(missing).as_py():
+        return mapped, nulls(len(values))
     reason = pc.binary_join_element_wise("'", values, "' is not in the map", "")
     return mapped, pc.if_else(missing, reason, pa.scalar(None, STR))
 
 
 def convert_field(spec: FieldSpec, m: Mapping, values: pa.Array, numeric: np.ndarray | None) -> convert.Parsed:
+    if spec.type in ("datetime", "date") and numeric is None and _repetitive(values):
+        # a daily report repeats a few dates: parse each once, then spread back
+        enc = values.dictionary_encode()
+        once = _convert(spec, m, enc.dictionary, None)
+        return convert.Parsed(once.values.take(enc.indices), once.errors.take(enc.indices))
+    return _convert(spec, m, values, numeric)
+
+
+def _repetitive(values: pa.Array, sample: int = 1024) -> bool:
+    """Do the first cells repeat (at most one distinct value in eight)?"""
+    return len(values) >= 2 * sample and pc.count_distinct(values.slice(0, sample)).as_py() * 8 <= sample
+
+
+def _convert(spec: FieldSpec, m: Mapping, values: pa.Array, numeric: np.ndarray | None) -> convert.Parsed:
     t = spec.type
     if t == "string":
         return convert.Parsed(values, nulls(len(values)))

@@ -227,3 +227,29 @@ def test_hash_index_filter_grows_and_stays_exact() -> None:
     found, got = index.lookup(np.concatenate([keys, keys + np.uint64(7)]))
     assert found[:5000].all() and (got[:5000] == keys + np.uint64(1)).all()
     assert found[5000:].sum() == np.isin(keys + np.uint64(7), keys).sum()
+
+
+def test_repeated_dates_parsed_once_give_the_same_answers(tmp_path: Path) -> None:
+    """A column that repeats a few dates is parsed per distinct value and spread back:
+    every row still gets its own value, and a bad or impossible cell its own reason."""
+    days = ["2025-03-01", "2025-03-02", "2025-03-30 02:30", "2025-03-03"]
+    lines = ["Login,Day,Amount"] + [f"{i},{days[i % 4]},1" for i in range(4000)]
+    lines[1234], lines[3001], lines[2500] = "1233,not-a-day,1", "3000,2025-02-30,1", "2499,,1"
+    mapping = """kind: activities
+timezone: Europe/Madrid
+fields:
+  customerid: Login
+  eventname: {value: Deposit}
+  createtime: {column: Day, type: datetime}
+  Value: {column: Amount, type: decimal}
+"""
+    out = run_pipeline(tmp_path, {"d.csv": "\n".join(lines) + "\n"}, mapping, chunk_rows=4096)
+    assert out.counts.rows_rejected == 1000 + 2  # 02:30 on 30 March does not exist in Madrid
+    want = {"2025-03-01": "2025-02-28 23:00", "2025-03-02": "2025-03-01 23:00", "2025-03-03": "2025-03-02 23:00"}
+    for rec in out.records:
+        i = int(rec["customerid"])
+        assert rec.get("createtime") == (None if i == 2499 else want[days[i % 4]]), rec
+    assert "createtime: 'not-a-day' is not an ISO 8601 date or time" in out.rejects
+    assert "createtime: '2025-02-30' is not an ISO 8601 date or time" in out.rejects
+    assert "createtime: '2025-03-30 02:30' does not exist in Europe/Madrid (clock change)" in out.rejects
+    assert "d.csv,1235," in out.rejects and "d.csv,3002," in out.rejects and "d.csv,2501," not in out.rejects
