@@ -48,35 +48,48 @@ def json_string(values: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise('"', inner, '"', "")
 
 
-def _fragments(fields: dict[str, pa.Array]) -> tuple[list[pa.Array], bool]:
-    """(`,"key":"value"` per field, absent ones empty; whether the first is always there).
+def _pieces(fields: dict[str, pa.Array]) -> tuple[list[pa.Array | str], bool]:
+    """A record's text between `{` and `}`, as arguments of one join; and whether the
+    first field is always there (then it needs no leading comma).
 
-    When it is, its fragment has no leading comma, so a record is one join with `{`.
+    A field present in every row is its key (a literal) and its values: no copy per
+    field. A field absent from some rows is one `,"key":"value"` text per row, "" where
+    it is absent.
     """
     items = list(fields.items())
     opens = bool(items) and items[0][1].null_count == 0
-    parts = []
+    out: list[pa.Array | str] = []
     for i, (name, values) in enumerate(items):
         inner = _escaped(values) if _needs_escape(values) else values
-        lead = "" if i == 0 and opens else ","
-        frag = pc.binary_join_element_wise(f"{lead}{orjson.dumps(name).decode()}:\"", inner, '"', "")
-        parts.append(frag if values.null_count == 0 else pc.fill_null(frag, ""))
-    return parts, opens
+        key = f"{'' if i == 0 and opens else ','}{orjson.dumps(name).decode()}:\""
+        if values.null_count == 0:
+            out += [key, inner, '"']
+        else:
+            out.append(pc.fill_null(pc.binary_join_element_wise(key, inner, '"', ""), ""))
+    return out, opens
 
 
-def _join(head: str, parts: list[pa.Array], opens: bool) -> pa.Array:
+def _concat(*pieces: pa.Array | str) -> pa.Array:
+    """Row-wise concatenation of arrays and literals (at least one array)."""
+    merged: list[pa.Array | str] = []
+    for p in pieces:
+        if isinstance(p, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += p
+        elif not (isinstance(p, str) and not p):
+            merged.append(p)
+    return pc.binary_join_element_wise(*merged, "")
+
+
+def _join(head: str, pieces: list[pa.Array | str], opens: bool) -> pa.Array:
     if opens:
-        return pc.binary_join_element_wise(head, *parts, "},", "")
-    body = pc.binary_join_element_wise(*parts, "")  # each non-empty field opens with ","
-    return pc.binary_join_element_wise(head, pc.utf8_slice_codeunits(body, 1), "},", "")
+        return _concat(head, *pieces, "},")
+    body = _concat(*pieces)  # each present field opens with ","
+    return _concat(head, pc.utf8_slice_codeunits(body, 1), "},")
 
 
 def records(fields: dict[str, pa.Array]) -> pa.Array:
-    """One JSON object text per row, each followed by ','. Fields in dict order.
-
-    One join per field (`,"key":"value"`, absent fields empty) and one for the row.
-    """
-    return _join("{", *_fragments(fields))
+    """One JSON object text per row, each followed by ','. Fields in dict order."""
+    return _join("{", *_pieces(fields))
 
 
 def records_with_id(fields: dict[str, pa.Array], kind: str) -> tuple[pa.Array, pa.Array, np.ndarray]:
@@ -85,11 +98,11 @@ def records_with_id(fields: dict[str, pa.Array], kind: str) -> tuple[pa.Array, p
     The id is `t360-` + XXH3-128 of `<kind>|<the record without it>` (the text `records`
     writes, trailing comma included); the fields are encoded once for both.
     """
-    parts, opens = _fragments(fields)
-    digits, h = hash_hex(_join(f"{kind}|{{", parts, opens))
+    pieces, opens = _pieces(fields)
+    digits, h = hash_hex(_join(f"{kind}|{{", pieces, opens))
     ids = hex_strings(digits)
     close = '",' if opens else '"'  # otherwise each present field brings its comma
-    return pc.binary_join_element_wise('{"eventid":"', ids, close, *parts, "},", ""), ids, h
+    return _concat('{"eventid":"', ids, close, *pieces, "},"), ids, h
 
 
 def buffer_of(arr: pa.Array) -> tuple[np.ndarray, memoryview]:
