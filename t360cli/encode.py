@@ -99,8 +99,7 @@ def records_with_id(fields: dict[str, pa.Array], kind: str) -> tuple[pa.Array, p
     writes, trailing comma included); the fields are encoded once for both.
     """
     pieces, opens = _pieces(fields)
-    digits, h = hash_hex(_join(f"{kind}|{{", pieces, opens))
-    ids = hex_strings(digits)
+    ids, h = hashed_ids(_join(f"{kind}|{{", pieces, opens))
     close = '",' if opens else '"'  # otherwise each present field brings its comma
     return _concat('{"eventid":"', ids, close, *pieces, "},"), ids, h
 
@@ -113,32 +112,24 @@ def buffer_of(arr: pa.Array) -> tuple[np.ndarray, memoryview]:
     return offs, memoryview(data) if data is not None else memoryview(b"")
 
 
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-
-
-def hash_hex(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(n x 32 matrix of hex digit bytes, first 64 bits) of the XXH3-128 digest of each text.
+def hashed_ids(texts: pa.Array, prefix: str = "t360-") -> tuple[pa.Array, np.ndarray]:
+    """(prefix + the 32 hex digits of each text's XXH3-128 digest, its first 64 bits).
 
     XXH3 is specified byte for byte, so the same text gives the same id on any machine
     and any version; it runs ~3x faster here than two SipHash passes through pandas.
     """
     import xxhash
 
-    n = len(texts)
+    n, width = len(texts), len(prefix) + 32
     digests = b"".join(map(xxhash.xxh3_128_digest, texts.cast(pa.binary()).to_pylist()))
-    raw = np.frombuffer(digests, dtype=np.uint8).reshape(n, 16)
-    out = np.empty((n, 32), dtype=np.uint8)
-    out[:, 0::2] = _HEX[raw >> 4]
-    out[:, 1::2] = _HEX[raw & 15]
-    return out, np.ascontiguousarray(raw[:, :8]).view(">u8").ravel().astype(np.uint64)
-
-
-def hex_strings(matrix: np.ndarray, prefix: str = "t360-") -> pa.Array:
-    offsets = np.arange(0, 32 * len(matrix) + 1, 32, dtype=np.int32)
-    hexed = pa.StringArray.from_buffers(len(matrix), pa.py_buffer(offsets), pa.py_buffer(matrix.tobytes()))
-    return pc.binary_join_element_wise(prefix, hexed, "")
+    text = np.empty((n, width), dtype=np.uint8)
+    text[:, : len(prefix)] = np.frombuffer(prefix.encode(), dtype=np.uint8)
+    text[:, len(prefix) :] = np.frombuffer(digests.hex().encode(), dtype=np.uint8).reshape(n, 32)
+    offsets = np.arange(0, width * n + 1, width, dtype=np.int32)
+    ids = pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(text))
+    return ids, np.frombuffer(digests, dtype=">u8")[0::2].astype(np.uint64)
 
 
 def hash_ids(texts: pa.Array, prefix: str = "t360-") -> pa.Array:
     """A stable id per text: prefix + the 32 hex digits of its XXH3-128 digest."""
-    return hex_strings(hash_hex(texts)[0], prefix)
+    return hashed_ids(texts, prefix)[0]
