@@ -227,6 +227,8 @@ def test_hash_index_filter_grows_and_stays_exact() -> None:
     found, got = index.lookup(np.concatenate([keys, keys + np.uint64(7)]))
     assert found[:5000].all() and (got[:5000] == keys + np.uint64(1)).all()
     assert found[5000:].sum() == np.isin(keys + np.uint64(7), keys).sum()
+    absent = np.random.default_rng(4).integers(0, 2**63, size=5000).astype(np.uint64) * np.uint64(2)
+    assert index.maybe(absent).mean() < 0.1  # the filter spares most lookups (at most 1/16 full)
 
 
 def test_repeated_dates_parsed_once_give_the_same_answers(tmp_path: Path) -> None:
