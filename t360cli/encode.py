@@ -99,9 +99,12 @@ def records_with_id(fields: dict[str, pa.Array], kind: str) -> tuple[pa.Array, p
     writes, trailing comma included); the fields are encoded once for both.
     """
     pieces, opens = _pieces(fields)
+    if opens:  # the text after `{` is joined once, for both
+        rest = _concat(*pieces, "},")
+        ids, h = hashed_ids(_concat(f"{kind}|{{", rest))
+        return _concat('{"eventid":"', ids, '",', rest), ids, h
     ids, h = hashed_ids(_join(f"{kind}|{{", pieces, opens))
-    close = '",' if opens else '"'  # otherwise each present field brings its comma
-    return _concat('{"eventid":"', ids, close, *pieces, "},"), ids, h
+    return _concat('{"eventid":"', ids, '"', *pieces, "},"), ids, h  # each present field brings its comma
 
 
 def buffer_of(arr: pa.Array) -> tuple[np.ndarray, memoryview]:
