@@ -39,7 +39,7 @@ class HashIndex:
 
     def __init__(self, filter_bits: int = 1 << 24) -> None:
         assert filter_bits >= 64 and filter_bits & (filter_bits - 1) == 0, "a power of two"
-        self.runs: list[tuple[np.ndarray, np.ndarray]] = []
+        self.runs: list[tuple[np.ndarray, np.ndarray | None]] = []  # (keys, values or None: the keys)
         self._filter(filter_bits)  # 2 MB to start; grows to stay under 1/16 full
         self.count = 0
 
@@ -92,7 +92,7 @@ class HashIndex:
             pos[pos == len(run_keys)] = 0
             hit = run_keys[pos] == keys[todo]
             found[todo[hit]] = True
-            out[todo[hit]] = run_vals[pos[hit]]
+            out[todo[hit]] = (run_keys if run_vals is None else run_vals)[pos[hit]]
         return found, out
 
     def put(self, keys: np.ndarray, values: np.ndarray) -> None:
@@ -100,11 +100,12 @@ class HashIndex:
         self.put_sorted(*_last_per_key(keys, values))
 
     def put_sorted(self, keys: np.ndarray, values: np.ndarray) -> None:
-        """put() of keys already sorted and unique."""
+        """put() of keys already sorted and unique. Keys that are their own values (ids
+        hashed from content) are stored once."""
         if not len(keys):
             return
         self._mark(keys)
-        self.runs.append((keys, values))
+        self.runs.append((keys, None if values is keys else values))
         self.count += len(keys)
         if self.count * 16 > self.filter_bits:
             self._grow_filter()
@@ -114,7 +115,12 @@ class HashIndex:
             and len(self.runs[-2][0]) + len(self.runs[-1][0]) <= MAX_RUN
         ):
             (k1, v1), (k2, v2) = self.runs[-2], self.runs.pop()
-            self.runs[-1] = _last_per_key(np.concatenate([k1, k2]), np.concatenate([v1, v2]))
+            if v1 is None and v2 is None:
+                k = np.sort(np.concatenate([k1, k2]), kind="stable")  # timsort: two sorted runs
+                self.runs[-1] = (k[np.concatenate([[True], k[1:] != k[:-1]])], None)
+            else:
+                vals = [k if v is None else v for k, v in ((k1, v1), (k2, v2))]
+                self.runs[-1] = _last_per_key(np.concatenate([k1, k2]), np.concatenate(vals))
 
 
 @dataclass(frozen=True)
@@ -184,7 +190,8 @@ class Dedupe:
         out = np.where(found | later, np.where(ref == c, self.DUPLICATE, self.CONFLICT), self.KEEP)
         new = ko.order[ko.starts]  # each key's first row, in key order
         new = new[~found[new]]
-        self.index.put_sorted(k[new], c[new])
+        keys = k[new]
+        self.index.put_sorted(keys, keys if c is k else c[new])
         return out.astype(np.int8)
 
     def _latest_wins(self, k: np.ndarray, c: np.ndarray, ko: KeyOrder) -> np.ndarray:

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 from helpers import run_pipeline
 
-from t360cli.validate import Dedupe, HashIndex
+from t360cli.validate import Dedupe, HashIndex, KeyOrder
 
 DEPOSITS = """Txn ID,Login,Date,Amount,Ccy,Status,Method
 T1,00123,21.07.2025 08:46,"1.000,50",EUR,Approved,CC
@@ -255,3 +255,23 @@ fields:
     assert "createtime: '2025-02-30' is not an ISO 8601 date or time" in out.rejects
     assert "createtime: '2025-03-30 02:30' does not exist in Europe/Madrid (clock change)" in out.rejects
     assert "d.csv,1235," in out.rejects and "d.csv,3002," in out.rejects and "d.csv,2501," not in out.rejects
+
+
+def test_dedupe_of_content_hash_ids_stores_each_key_once() -> None:
+    """Ids hashed from content (key is content) keep no second copy, and still find
+    repeats across chunks and across merged runs."""
+    d = Dedupe("activities")
+    rng = np.random.default_rng(5)
+    seen: set[int] = set()
+    for _ in range(30):  # bounded; enough puts for runs to merge
+        k = rng.integers(0, 2**63, size=300).astype(np.uint64)
+        k[::7] = k[1::7][: len(k[::7])]  # repeats inside the chunk
+        if seen:
+            k[-20:] = np.array(sorted(seen)[:20], dtype=np.uint64)  # repeats of earlier chunks
+        status = d.classify_hashes(k, k, KeyOrder.of(k))
+        first = np.zeros(len(k), dtype=bool)
+        first[np.unique(k, return_index=True)[1]] = True
+        want = np.where(first & ~np.isin(k, np.array(sorted(seen), dtype=np.uint64)), 0, 1)
+        assert status.tolist() == want.tolist()
+        seen.update(k.tolist())
+    assert all(v is None for _, v in d.index.runs) and len(d.index.runs) < 30
