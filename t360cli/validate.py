@@ -7,8 +7,9 @@ Duplicates (SPEC 5 and 9):
   is skipped as a duplicate; a different record is kept and delivered after the
   earlier one (later values win at Track360; run.py keeps the order).
 
-Ids and record contents are remembered as 64-bit hashes in sorted numpy runs, so a
-million ids cost ~16 MB instead of ~100 MB for a Python dict.
+Ids and record contents are remembered as 64-bit hashes in sorted numpy runs behind a
+Bloom filter, so a million ids cost ~18 MB instead of ~100 MB for a Python dict (~10 MB
+when the id is itself a hash of the content, as generated ids are).
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ class HashIndex:
         self.count = 0
 
     def _filter(self, bits: int) -> None:
-        """An empty blocked Bloom filter: one 64-bit word per key, 4 bits set in it; at
-        16 bits per key ~0.5% of absent keys get through (one bit per key: 6%)."""
+        """An empty blocked Bloom filter: each key sets 4 bits of one 64-bit word. At 16
+        bits per key ~0.5% of absent keys get through (with one bit per key: 6%)."""
         self.filter_bits = bits
         self.words = np.zeros(bits // 64, dtype=np.uint64)
         self._shift = np.uint64(64 - (len(self.words).bit_length() - 1))
