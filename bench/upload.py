@@ -25,15 +25,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from validate import COUNTS, Run, bench_args, ensure  # noqa: E402
+from validate import COUNTS, Run, bench_args, ensure, measure  # noqa: E402
 
 T360 = Path(sys.executable).parent / "t360"
 ENDPOINT = "/tracking/events/activities"
@@ -82,25 +80,6 @@ class Sink:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
-
-
-def measure(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float) -> Run:
-    """Run `cmd` to its end; its wall time and peak RSS. Killed after `timeout` seconds."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=cwd)
-        watchdog = threading.Timer(timeout, proc.kill)
-        watchdog.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            watchdog.cancel()
-        wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return Run(wall, usage.ru_maxrss, proc.returncode,
-                   out.read().decode(errors="replace"), err.read().decode(errors="replace"))
 
 
 def command(case: Case, url: str, report: Path) -> list[str]:
@@ -159,7 +138,7 @@ def run_case(case: Case, sink: Sink, timeout: float) -> tuple[Run, dict[str, int
         env.update(T360_API_KEY=API_KEY, T360_STATE_DIR=str(tmp / "state"))
         report = tmp / "report.json"
         before = sink.stats(reset=True)
-        run = measure(command(case, sink.url, report), env, tmp, timeout)
+        run = measure(command(case, sink.url, report), env, timeout, cwd=tmp)
         sunk = delta(before, sink.stats())
         problems = (check_floor(case, run, sunk) if case.label == "floor"
                     else check_t360(case, run, report, sunk))

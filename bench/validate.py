@@ -52,11 +52,11 @@ class Case:
     mapping: Path | None = None
 
 
-def measure(cmd: list[str], env: dict[str, str], timeout: float) -> Run:
+def measure(cmd: list[str], env: dict[str, str], timeout: float, cwd: Path | None = None) -> Run:
     """Run `cmd` to its end; its wall time and peak RSS. Killed after `timeout` seconds."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=cwd)
         watchdog = threading.Timer(timeout, proc.kill)
         watchdog.start()
         try:
