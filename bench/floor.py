@@ -35,8 +35,7 @@ def bodies(path: Path, batch: int = BATCH) -> Iterator[tuple[int, bytes]]:
     reader = pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(block_size=1 << 20),
-        convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.string() for n in names}, strings_can_be_null=False),
+        convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=False),
     )
     carry: list[list] = [[] for _ in names]
     for rb in reader:
@@ -44,7 +43,7 @@ def bodies(path: Path, batch: int = BATCH) -> Iterator[tuple[int, bytes]]:
         n = len(cols[0])
         full = n - n % batch
         for lo in range(0, full, batch):
-            rows = zip(*(c[lo: lo + batch] for c in cols), strict=True)
+            rows = zip(*(c[lo : lo + batch] for c in cols), strict=True)
             yield batch, orjson.dumps([dict(zip(names, r, strict=True)) for r in rows])
         carry = [c[full:] for c in cols]
     if carry[0]:
@@ -61,8 +60,13 @@ def run(path: Path) -> dict[str, float]:
         n_bodies += 1
         n_bytes += len(body)
     secs = time.perf_counter() - t0
-    return {"rows": rows, "bodies": n_bodies, "bytes": n_bytes, "seconds": round(secs, 3),
-            "rows_per_s": round(rows / secs) if secs > 0 else 0}
+    return {
+        "rows": rows,
+        "bodies": n_bodies,
+        "bytes": n_bytes,
+        "seconds": round(secs, 3),
+        "rows_per_s": round(rows / secs) if secs > 0 else 0,
+    }
 
 
 def main(argv: list[str]) -> int:

@@ -33,8 +33,19 @@ STATUSES = ["Approved", "Completed", "Pending", "Rejected", "Cancelled"]
 STATUS_P = [70, 22, 4, 3, 1]
 CCYS, CCY_P = ["USD", "EUR", "GBP", "JPY", "AUD", "CHF"], [60, 25, 7, 3, 3, 2]
 METHODS = ["VISA", "MASTERCARD", "WIRE", "SKRILL", "NETELLER", "CRYPTO", "INTERNAL"]
-COMMENTS = ["", "", "", "", "", "Card ****4242", "Auto-approved by PSP", "Welcome bonus, 30%",
-            'Client says "urgent"', "Manual adjustment; desk 2", "IB rebate July"]
+COMMENTS = [
+    "",
+    "",
+    "",
+    "",
+    "",
+    "Card ****4242",
+    "Auto-approved by PSP",
+    "Welcome bonus, 30%",
+    'Client says "urgent"',
+    "Manual adjustment; desk 2",
+    "IB rebate July",
+]
 BAD_AMOUNT = ["12,34", "1.234,50", "n/a", "100.00 USD", "-"]
 BAD_CCY = ["USDT", "EURO", "US$", "BTC"]
 BAD_DATE = ["2025-02-30 10:00:00", "31/07/2025 10:00", "0000-00-00 00:00:00", "N/A"]
@@ -44,8 +55,9 @@ def _amount_cents(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.clip(np.exp(rng.normal(10.3, 1.2, n)), 100, 5e7).astype(np.int64)
 
 
-def _money_rows(rng: np.random.Generator, rows: int, dup: float, conf: float, bad: float
-                ) -> tuple[g.Plan, dict[str, np.ndarray], dict[str, int]]:
+def _money_rows(
+    rng: np.random.Generator, rows: int, dup: float, conf: float, bad: float
+) -> tuple[g.Plan, dict[str, np.ndarray], dict[str, int]]:
     """Base arrays of a transaction export laid out by a plan, and the expected counts."""
     n, n_dup, n_conf = g.base_size(rows, dup, conf)
     status = g.choice(rng, STATUSES, n, STATUS_P)
@@ -55,16 +67,22 @@ def _money_rows(rng: np.random.Generator, rows: int, dup: float, conf: float, ba
     kind = g.choice(rng, TYPES, n, TYPE_P)
     method = np.where(kind >= 2, 6, rng.integers(0, 6, n))
     base = {
-        "txn": np.arange(n) + 10_000_000, "login": rng.integers(5_000_000, 5_150_000, n),
-        "kind": kind, "secs": g.seconds(rng, n), "cents": _amount_cents(rng, n),
-        "ccy": g.choice(rng, CCYS, n, CCY_P), "method": method, "status": status,
-        "comment": rng.integers(0, len(COMMENTS), n), "bad": bad_kind, "u": rng.random(n),
+        "txn": np.arange(n) + 10_000_000,
+        "login": rng.integers(5_000_000, 5_150_000, n),
+        "kind": kind,
+        "secs": g.seconds(rng, n),
+        "cents": _amount_cents(rng, n),
+        "ccy": g.choice(rng, CCYS, n, CCY_P),
+        "method": method,
+        "status": status,
+        "comment": rng.integers(0, len(COMMENTS), n),
+        "bad": bad_kind,
+        "u": rng.random(n),
     }
     cols = {k: plan.take(v) for k, v in base.items()}
     cols["cents"][plan.conflict] += rng.integers(100, 50_000, int(plan.conflict.sum()))
     expected = {
-        "rows_valid": rows - int((~kept).sum()) - int(((bad_kind > 0) & kept).sum())
-        - n_dup - n_conf,
+        "rows_valid": rows - int((~kept).sum()) - int(((bad_kind > 0) & kept).sum()) - n_dup - n_conf,
         "rows_rejected": int(((bad_kind > 0) & kept).sum()) + n_conf,
         "rows_filtered": int((~kept).sum()),
         "rows_duplicate": n_dup,
@@ -77,29 +95,96 @@ def activities(rows: int, seed: int, path: Path) -> dict[str, int]:
     rng = np.random.default_rng(seed)
     _, c, expected = _money_rows(rng, rows, 0.01, 0.002, 0.02)
     bad = c["bad"]
-    g.write_csv(path, {
-        "Txn ID": pc.binary_join_element_wise("TX", g.text(c["txn"]), ""),
-        "Login": g.corrupt(g.text(c["login"]), bad == 3, rng, [""]),
-        "Type": g.labels(TYPES, c["kind"]),
-        "Date": g.corrupt(g.stamp(c["secs"]), bad == 4, rng, BAD_DATE),
-        "Amount": g.corrupt(g.money(c["cents"]), bad == 1, rng, BAD_AMOUNT),
-        "Ccy": g.corrupt(g.labels(CCYS, c["ccy"]), bad == 2, rng, BAD_CCY),
-        "Method": g.labels(METHODS, c["method"]),
-        "Status": g.labels(STATUSES, c["status"]),
-        "Comment": g.labels(COMMENTS, c["comment"]),
-    })
+    g.write_csv(
+        path,
+        {
+            "Txn ID": pc.binary_join_element_wise("TX", g.text(c["txn"]), ""),
+            "Login": g.corrupt(g.text(c["login"]), bad == 3, rng, [""]),
+            "Type": g.labels(TYPES, c["kind"]),
+            "Date": g.corrupt(g.stamp(c["secs"]), bad == 4, rng, BAD_DATE),
+            "Amount": g.corrupt(g.money(c["cents"]), bad == 1, rng, BAD_AMOUNT),
+            "Ccy": g.corrupt(g.labels(CCYS, c["ccy"]), bad == 2, rng, BAD_CCY),
+            "Method": g.labels(METHODS, c["method"]),
+            "Status": g.labels(STATUSES, c["status"]),
+            "Comment": g.labels(COMMENTS, c["comment"]),
+        },
+    )
     return expected
 
 
-FIRST = ["Maria", "José", "Alex", "Chen", "Fatima", "Lukas", "Sofia", "Ahmed", "Olga", "Juan",
-         "Priya", "Tomás", "Emma", "Kwame", "Anna", "Mehmet", "Léa", "Ivan", "Aisha", "Noah"]
-LAST = ["S", "García", "Taylor", "Wang", "Khan", "Müller", "Rossi", "Haddad", "Ivanova",
-        "Pérez", "Sharma", "Novák", "Dubois", "Mensah", "Kowalska", "Yılmaz", "Smith", "Lee"]
-COUNTRIES = ["DE", "ES", "IT", "FR", "GB", "PL", "NL", "AE", "ZA", "NG", "MY", "TH", "BR", "MX",
-             "CO", "CL", "AU", "JP", "es", "DEU", "ESP", "Germany", "Spain", "Brazil"]
+FIRST = [
+    "Maria",
+    "José",
+    "Alex",
+    "Chen",
+    "Fatima",
+    "Lukas",
+    "Sofia",
+    "Ahmed",
+    "Olga",
+    "Juan",
+    "Priya",
+    "Tomás",
+    "Emma",
+    "Kwame",
+    "Anna",
+    "Mehmet",
+    "Léa",
+    "Ivan",
+    "Aisha",
+    "Noah",
+]
+LAST = [
+    "S",
+    "García",
+    "Taylor",
+    "Wang",
+    "Khan",
+    "Müller",
+    "Rossi",
+    "Haddad",
+    "Ivanova",
+    "Pérez",
+    "Sharma",
+    "Novák",
+    "Dubois",
+    "Mensah",
+    "Kowalska",
+    "Yılmaz",
+    "Smith",
+    "Lee",
+]
+COUNTRIES = [
+    "DE",
+    "ES",
+    "IT",
+    "FR",
+    "GB",
+    "PL",
+    "NL",
+    "AE",
+    "ZA",
+    "NG",
+    "MY",
+    "TH",
+    "BR",
+    "MX",
+    "CO",
+    "CL",
+    "AU",
+    "JP",
+    "es",
+    "DEU",
+    "ESP",
+    "Germany",
+    "Spain",
+    "Brazil",
+]
 BAD_COUNTRY = ["Atlantis", "Narnia", "Europe"]
-LONG_TAG = ["2001_1000_abcdefg_utm_source=google_utm_medium=cpc_summer2025",
-            "campaign_7_aff_42_creative_b_landing_page_v3_variant_long_b"]
+LONG_TAG = [
+    "2001_1000_abcdefg_utm_source=google_utm_medium=cpc_summer2025",
+    "campaign_7_aff_42_creative_b_landing_page_v3_variant_long_b",
+]
 SALES = ["New", "Contacted", "No Answer", "Deposited", "VIP"]
 
 
@@ -108,8 +193,11 @@ def _tracking(rng: np.random.Generator, n: int) -> tuple[pa.Array, np.ndarray]:
     letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
     tokens = ["".join(t) for t in rng.choice(letters, size=(2000, 7))]
     tag = pc.binary_join_element_wise(
-        g.text(rng.integers(2001, 2100, n)), g.text(rng.integers(1000, 2000, n)),
-        g.labels(tokens, rng.integers(0, 2000, n)), "_")
+        g.text(rng.integers(2001, 2100, n)),
+        g.text(rng.integers(1000, 2000, n)),
+        g.labels(tokens, rng.integers(0, 2000, n)),
+        "_",
+    )
     empty = rng.random(n) < 0.12
     return pc.if_else(pa.array(empty), "", tag), empty
 
@@ -126,38 +214,56 @@ def customers(rows: int, seed: int, path: Path) -> dict[str, int]:
     sales = plan.take(rng.integers(0, len(SALES), n))
     sales[plan.conflict] = (sales[plan.conflict] + 1) % len(SALES)  # a later status update
     login = g.text(plan.take(2_000_000 + rng.permutation(n)))
-    first, last = (g.labels(FIRST, plan.take(rng.integers(0, len(FIRST), n))),
-                   g.labels(LAST, plan.take(rng.integers(0, len(LAST), n))))
-    email = pc.binary_join_element_wise(pc.binary_join_element_wise(
-        pc.utf8_lower(first), pc.utf8_lower(last), login, "."), "@example.com", "")
+    first, last = (
+        g.labels(FIRST, plan.take(rng.integers(0, len(FIRST), n))),
+        g.labels(LAST, plan.take(rng.integers(0, len(LAST), n))),
+    )
+    email = pc.binary_join_element_wise(
+        pc.binary_join_element_wise(pc.utf8_lower(first), pc.utf8_lower(last), login, "."), "@example.com", ""
+    )
     bad = plan.take(bad_kind)
-    g.write_csv(path, {
-        "Login": g.corrupt(login, bad == 3, rng, [""]),
-        "Registration Date": g.corrupt(g.stamp(plan.take(g.seconds(rng, n))), bad == 4, rng,
-                                       BAD_DATE),
-        "First Name": first, "Last Name": last, "Email": email,
-        "Country": g.corrupt(g.labels(COUNTRIES, plan.take(rng.integers(0, len(COUNTRIES), n))),
-                             bad == 2, rng, BAD_COUNTRY),
-        "Campaign": g.corrupt(pc.take(tag, pa.array(idx)), bad == 1, rng, LONG_TAG),
-        "Account Type": g.labels(["Demo", "Real"], plan.take(real.astype(np.int64))),
-        "Sales Status": g.labels(SALES, sales),
-    })
+    g.write_csv(
+        path,
+        {
+            "Login": g.corrupt(login, bad == 3, rng, [""]),
+            "Registration Date": g.corrupt(g.stamp(plan.take(g.seconds(rng, n))), bad == 4, rng, BAD_DATE),
+            "First Name": first,
+            "Last Name": last,
+            "Email": email,
+            "Country": g.corrupt(
+                g.labels(COUNTRIES, plan.take(rng.integers(0, len(COUNTRIES), n))), bad == 2, rng, BAD_COUNTRY
+            ),
+            "Campaign": g.corrupt(pc.take(tag, pa.array(idx)), bad == 1, rng, LONG_TAG),
+            "Account Type": g.labels(["Demo", "Real"], plan.take(real.astype(np.int64))),
+            "Sales Status": g.labels(SALES, sales),
+        },
+    )
     # An exact copy is a duplicate; a re-listing with a new status is valid, sent after the
     # original so that its values win (t360 orders customers by customerId, SPEC 5).
     clean = (bad_kind == 0) & real
-    return {"rows_valid": int(clean.sum()) + n_upd,
-            "rows_rejected": int(((bad_kind > 0) & real).sum()),
-            "rows_filtered": int((~real).sum()), "rows_duplicate": n_dup,
-            "unattributed_customers": int((clean & no_tag).sum())}
+    return {
+        "rows_valid": int(clean.sum()) + n_upd,
+        "rows_rejected": int(((bad_kind > 0) & real).sum()),
+        "rows_filtered": int((~real).sum()),
+        "rows_duplicate": n_dup,
+        "unattributed_customers": int((clean & no_tag).sum()),
+    }
 
 
 # symbol: (product line, contract size, price in USD, rebate per lot in USD)
-SYMBOLS = {"EURUSD": ("FX", 100_000, 1.08, 7), "GBPUSD": ("FX", 100_000, 1.27, 7),
-           "USDJPY": ("FX", 100_000, 1.0, 7), "AUDUSD": ("FX", 100_000, 0.66, 7),
-           "XAUUSD": ("Metals", 100, 2350.0, 10), "XAGUSD": ("Metals", 5000, 29.0, 10),
-           "US30": ("CFD", 1, 39000.0, 2), "NAS100": ("CFD", 1, 18000.0, 2),
-           "GER40": ("CFD", 1, 18500.0, 2), "BTCUSD": ("Crypto", 1, 65000.0, 5),
-           "ETHUSD": ("Crypto", 1, 3400.0, 5)}
+SYMBOLS = {
+    "EURUSD": ("FX", 100_000, 1.08, 7),
+    "GBPUSD": ("FX", 100_000, 1.27, 7),
+    "USDJPY": ("FX", 100_000, 1.0, 7),
+    "AUDUSD": ("FX", 100_000, 0.66, 7),
+    "XAUUSD": ("Metals", 100, 2350.0, 10),
+    "XAGUSD": ("Metals", 5000, 29.0, 10),
+    "US30": ("CFD", 1, 39000.0, 2),
+    "NAS100": ("CFD", 1, 18000.0, 2),
+    "GER40": ("CFD", 1, 18500.0, 2),
+    "BTCUSD": ("Crypto", 1, 65000.0, 5),
+    "ETHUSD": ("Crypto", 1, 3400.0, 5),
+}
 SYMBOL_P = [30, 12, 10, 6, 14, 3, 6, 6, 4, 6, 3]
 
 
@@ -177,21 +283,29 @@ def trades(rows: int, seed: int, path: Path) -> dict[str, int]:
     rebate = lots * spec[:, 2].astype(np.int64)
     close = g.seconds(rng, rows) + 3600
     bad = np.where(rng.random(rows) < 0.01, rng.integers(1, 4, rows), 0)
-    g.write_csv(path, {
-        "Ticket": g.text(np.arange(rows) + 80_000_000),
-        "Login": g.corrupt(g.text(rng.integers(5_000_000, 5_003_000, rows)), bad == 1, rng,
-                           [""]),  # 3,000 active traders: several trades per day each
-        "Symbol": g.corrupt(g.labels(names, sym), bad == 2, rng, ["EURUSD.x", "SPX500"]),
-        "Type": g.labels(["Buy", "Sell"], rng.integers(0, 2, rows)),
-        "Open Time": g.stamp(close - rng.integers(60, 3600, rows)),
-        "Close Time": g.stamp(close),
-        "Lots": g.corrupt(g.money(lots), bad == 3, rng, ["0,5", "n/a"]),
-        "Volume": g.money(volume),
-        "Rebate": g.money(rebate),
-        "Profit": _signed(np.round(rng.normal(0, 40, rows) * lots).astype(np.int64)),
-    })
-    return {"rows_valid": int((bad == 0).sum()), "rows_rejected": int((bad > 0).sum()),
-            "rows_filtered": 0, "rows_duplicate": 0}
+    g.write_csv(
+        path,
+        {
+            "Ticket": g.text(np.arange(rows) + 80_000_000),
+            "Login": g.corrupt(
+                g.text(rng.integers(5_000_000, 5_003_000, rows)), bad == 1, rng, [""]
+            ),  # 3,000 active traders: several trades per day each
+            "Symbol": g.corrupt(g.labels(names, sym), bad == 2, rng, ["EURUSD.x", "SPX500"]),
+            "Type": g.labels(["Buy", "Sell"], rng.integers(0, 2, rows)),
+            "Open Time": g.stamp(close - rng.integers(60, 3600, rows)),
+            "Close Time": g.stamp(close),
+            "Lots": g.corrupt(g.money(lots), bad == 3, rng, ["0,5", "n/a"]),
+            "Volume": g.money(volume),
+            "Rebate": g.money(rebate),
+            "Profit": _signed(np.round(rng.normal(0, 40, rows) * lots).astype(np.int64)),
+        },
+    )
+    return {
+        "rows_valid": int((bad == 0).sum()),
+        "rows_rejected": int((bad > 0).sum()),
+        "rows_filtered": 0,
+        "rows_duplicate": 0,
+    }
 
 
 def trades_fixed(rows: int, seed: int, path: Path) -> dict[str, int]:
@@ -212,20 +326,28 @@ def trades_fixed(rows: int, seed: int, path: Path) -> dict[str, int]:
     valid = bad == 0
     day = close // 86400 - 30
     groups = np.unique((((login - 5_000_000) * 20 + day) * 4 + product)[valid])
-    g.write_csv(path, {
-        "Ticket": g.text(np.arange(rows) + 80_000_000),
-        "Login": g.corrupt(g.text(login), bad == 1, rng, [""]),
-        "Symbol": g.corrupt(g.labels(names, sym), bad == 2, rng, ["EURUSD.x", "SPX500"]),
-        "Type": g.labels(["Buy", "Sell"], rng.integers(0, 2, rows)),
-        "Open Time": g.stamp(close - rng.integers(60, 3600, rows)),
-        "Close Time": g.stamp(close),
-        "Lots": g.corrupt(g.money(lots), bad == 3, rng, ["0,5", "n/a"]),
-        "Volume": g.money(np.round(lots * spec[:, 0] * spec[:, 1]).astype(np.int64)),
-        "Rebate": g.money(lots * spec[:, 2].astype(np.int64)),
-        "Profit": _signed(np.round(rng.normal(0, 40, rows) * lots).astype(np.int64)),
-    })
-    return {"rows_valid": int(valid.sum()), "rows_rejected": int((~valid).sum()),
-            "rows_filtered": 0, "rows_duplicate": 0, "records_valid": len(groups)}
+    g.write_csv(
+        path,
+        {
+            "Ticket": g.text(np.arange(rows) + 80_000_000),
+            "Login": g.corrupt(g.text(login), bad == 1, rng, [""]),
+            "Symbol": g.corrupt(g.labels(names, sym), bad == 2, rng, ["EURUSD.x", "SPX500"]),
+            "Type": g.labels(["Buy", "Sell"], rng.integers(0, 2, rows)),
+            "Open Time": g.stamp(close - rng.integers(60, 3600, rows)),
+            "Close Time": g.stamp(close),
+            "Lots": g.corrupt(g.money(lots), bad == 3, rng, ["0,5", "n/a"]),
+            "Volume": g.money(np.round(lots * spec[:, 0] * spec[:, 1]).astype(np.int64)),
+            "Rebate": g.money(lots * spec[:, 2].astype(np.int64)),
+            "Profit": _signed(np.round(rng.normal(0, 40, rows) * lots).astype(np.int64)),
+        },
+    )
+    return {
+        "rows_valid": int(valid.sum()),
+        "rows_rejected": int((~valid).sum()),
+        "rows_filtered": 0,
+        "rows_duplicate": 0,
+        "records_valid": len(groups),
+    }
 
 
 PRODUCT_LINES = ["Forex", "Metals", "Indices", "Crypto"]
@@ -250,28 +372,37 @@ def wide(rows: int, seed: int, path: Path) -> dict[str, int]:
     no_rebate = (cat == 0) & (rng.random(n) < 0.05)
     bad = np.where(cat == 3, rng.integers(1, 5, n), 0)
     group = np.where(cat == 1, 2, rng.integers(0, 2, n))
-    c = {k: plan.take(v) for k, v in {"key": key, "lots": lots, "bad": bad, "group": group,
-                                       "cat": cat, "norebate": no_rebate}.items()}
+    c = {
+        k: plan.take(v)
+        for k, v in {"key": key, "lots": lots, "bad": bad, "group": group, "cat": cat, "norebate": no_rebate}.items()
+    }
     empty, b = c["cat"] == 2, c["bad"]
 
     def kpi(col: pa.Array, blank: np.ndarray = empty) -> pa.Array:
         return pc.if_else(pa.array(blank), "", col)
 
-    g.write_csv(path, {
-        "Report Date": g.corrupt(g.labels(DAYS_30, c["key"] // 4 % 30), b == 4, rng, ["2025-07-32"]),
-        "Login": g.corrupt(g.text(6_000_000 + c["key"] // 120), b == 3, rng, [""]),
-        "Group": g.labels(GROUPS, c["group"]),
-        "Product Line": g.corrupt(g.labels(PRODUCT_LINES, c["key"] % 4), b == 2, rng, ["Bonds"]),
-        "Lots": kpi(g.corrupt(g.money(c["lots"]), b == 1, rng, ["#N/A"])),
-        "Volume": kpi(g.money(c["lots"] * 110_000, ".", ",")),
-        "Rebate": kpi(g.money(c["lots"] * 2), empty | c["norebate"]),
-        "Trades": g.text(1 + c["lots"] % 57),
-        "Ccy": g.labels(["USD"], np.zeros(rows, np.int64)),
-    })
+    g.write_csv(
+        path,
+        {
+            "Report Date": g.corrupt(g.labels(DAYS_30, c["key"] // 4 % 30), b == 4, rng, ["2025-07-32"]),
+            "Login": g.corrupt(g.text(6_000_000 + c["key"] // 120), b == 3, rng, [""]),
+            "Group": g.labels(GROUPS, c["group"]),
+            "Product Line": g.corrupt(g.labels(PRODUCT_LINES, c["key"] % 4), b == 2, rng, ["Bonds"]),
+            "Lots": kpi(g.corrupt(g.money(c["lots"]), b == 1, rng, ["#N/A"])),
+            "Volume": kpi(g.money(c["lots"] * 110_000, ".", ",")),
+            "Rebate": kpi(g.money(c["lots"] * 2), empty | c["norebate"]),
+            "Trades": g.text(1 + c["lots"] % 57),
+            "Ccy": g.labels(["USD"], np.zeros(rows, np.int64)),
+        },
+    )
     clean = int((cat == 0).sum())
-    return {"rows_valid": clean, "rows_rejected": int((cat == 3).sum()),
-            "rows_filtered": int(((cat == 1) | (cat == 2)).sum()), "rows_duplicate": n_dup,
-            "records_valid": 3 * clean - int(no_rebate.sum())}
+    return {
+        "rows_valid": clean,
+        "rows_rejected": int((cat == 3).sum()),
+        "rows_filtered": int(((cat == 1) | (cat == 2)).sum()),
+        "rows_duplicate": n_dup,
+        "records_valid": 3 * clean - int(no_rebate.sum()),
+    }
 
 
 def xlsx(rows: int, seed: int, path: Path) -> dict[str, int]:
@@ -283,19 +414,30 @@ def xlsx(rows: int, seed: int, path: Path) -> dict[str, int]:
     bad = c["bad"]
     numeric = (c["u"] < 0.3) & (bad != 1)  # amounts as numeric cells; copies alike
     amount = g.corrupt(g.money(c["cents"], ",", "."), bad == 1, rng, ["1,234.50", "n/a"])
-    amount = [v / 100 if num else s for v, num, s in
-              zip(c["cents"].tolist(), numeric.tolist(), amount.to_pylist(), strict=True)]
-    login = [v if u > 0.5 and b != 3 else s for v, u, b, s in zip(  # half as numeric cells
-        c["login"].tolist(), c["u"].tolist(), bad.tolist(),
-        g.corrupt(g.text(c["login"]), bad == 3, rng, [""]).to_pylist(), strict=True)]
-    cols = [pc.binary_join_element_wise("DP-", g.text(c["txn"]), "").to_pylist(), login,
-            g.corrupt(g.stamp(c["secs"], "eu", False), bad == 4, rng,
-                      ["32.07.2025 10:15", "31.06.2025 09:00"]).to_pylist(),
-            amount,
-            g.corrupt(g.labels(CCYS, c["ccy"]), bad == 2, rng, ["USDT", "EURO"]).to_pylist(),
-            g.labels(METHODS, c["method"]).to_pylist(),
-            g.labels(STATUSES, c["status"]).to_pylist(),
-            g.labels(COMMENTS, c["comment"]).to_pylist()]
+    amount = [
+        v / 100 if num else s
+        for v, num, s in zip(c["cents"].tolist(), numeric.tolist(), amount.to_pylist(), strict=True)
+    ]
+    login = [
+        v if u > 0.5 and b != 3 else s
+        for v, u, b, s in zip(  # half as numeric cells
+            c["login"].tolist(),
+            c["u"].tolist(),
+            bad.tolist(),
+            g.corrupt(g.text(c["login"]), bad == 3, rng, [""]).to_pylist(),
+            strict=True,
+        )
+    ]
+    cols = [
+        pc.binary_join_element_wise("DP-", g.text(c["txn"]), "").to_pylist(),
+        login,
+        g.corrupt(g.stamp(c["secs"], "eu", False), bad == 4, rng, ["32.07.2025 10:15", "31.06.2025 09:00"]).to_pylist(),
+        amount,
+        g.corrupt(g.labels(CCYS, c["ccy"]), bad == 2, rng, ["USDT", "EURO"]).to_pylist(),
+        g.labels(METHODS, c["method"]).to_pylist(),
+        g.labels(STATUSES, c["status"]).to_pylist(),
+        g.labels(COMMENTS, c["comment"]).to_pylist(),
+    ]
     wb = Workbook(write_only=True)
     ws = wb.create_sheet("Deposits")
     ws.append(["Txn ID", "Login", "Date", "Amount", "Ccy", "Method", "Status", "Comment"])
@@ -306,8 +448,14 @@ def xlsx(rows: int, seed: int, path: Path) -> dict[str, int]:
     return expected
 
 
-KINDS = {"activities": activities, "customers": customers, "trades": trades,
-         "trades_fixed": trades_fixed, "wide": wide, "xlsx": xlsx}
+KINDS = {
+    "activities": activities,
+    "customers": customers,
+    "trades": trades,
+    "trades_fixed": trades_fixed,
+    "wide": wide,
+    "xlsx": xlsx,
+}
 
 
 def default_path(kind: str, rows: int) -> Path:

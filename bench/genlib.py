@@ -61,16 +61,17 @@ def make_plan(rng: np.random.Generator, eligible: np.ndarray, n_dup: int, n_conf
     keys = np.concatenate([np.arange(n_base, dtype=np.float64), picked + offsets])
     order = np.argsort(keys, kind="stable")
     src = np.concatenate([np.arange(n_base), picked])[order]
-    kinds = np.concatenate([
-        np.zeros(n_base, np.int8),
-        np.full(n_dup, DUPLICATE, np.int8),
-        np.full(n_conf, CONFLICT, np.int8),
-    ])[order]
+    kinds = np.concatenate(
+        [
+            np.zeros(n_base, np.int8),
+            np.full(n_dup, DUPLICATE, np.int8),
+            np.full(n_conf, CONFLICT, np.int8),
+        ]
+    )[order]
     return Plan(src=src, copy=kinds, n_base=n_base)
 
 
-def choice(rng: np.random.Generator, values: list[str], n: int, p: list[float] | None = None
-           ) -> np.ndarray:
+def choice(rng: np.random.Generator, values: list[str], n: int, p: list[float] | None = None) -> np.ndarray:
     """Indices into `values` (as a numpy array, so that they can go through a Plan)."""
     weights = None if p is None else np.asarray(p, dtype=np.float64) / sum(p)
     return rng.choice(len(values), size=n, p=weights)
@@ -122,8 +123,7 @@ def stamp(secs: np.ndarray, style: str = "iso", with_seconds: bool = True) -> pa
     return pc.binary_join_element_wise(day, clock, " ")
 
 
-def corrupt(col: pa.Array, mask: np.ndarray, rng: np.random.Generator, bad: list[str]
-            ) -> pa.Array:
+def corrupt(col: pa.Array, mask: np.ndarray, rng: np.random.Generator, bad: list[str]) -> pa.Array:
     """`col` with the cells under `mask` replaced by one of the `bad` values at random."""
     repl = labels(bad, rng.integers(0, len(bad), size=len(col)))
     return pc.if_else(pa.array(mask), repl, col)
@@ -133,19 +133,17 @@ def csv_quote(col: pa.Array, delimiter: str) -> pa.Array:
     """Quote the cells that need it (delimiter, quote or line break), as a spreadsheet would."""
     special = "[" + ("\\t" if delimiter == "\t" else delimiter) + '"\\r\\n]'
     needs = pc.match_substring_regex(col, special)
-    quoted = pc.binary_join_element_wise(
-        '"', pc.replace_substring(col, '"', '""'), '"', "")
+    quoted = pc.binary_join_element_wise('"', pc.replace_substring(col, '"', '""'), '"', "")
     return pc.if_else(needs, quoted, col)
 
 
-def write_csv(path: Path, columns: dict[str, pa.Array], delimiter: str = ",",
-              encoding: str = "utf-8") -> None:
+def write_csv(path: Path, columns: dict[str, pa.Array], delimiter: str = ",", encoding: str = "utf-8") -> None:
     """Write the columns as CSV lines (header first), quoting only where needed."""
     cells = [csv_quote(c, delimiter) for c in columns.values()]
     lines = pc.binary_join_element_wise(*cells, delimiter)
     lines = pc.cast(pc.binary_join_element_wise(lines, "", "\n"), pa.large_string())
     offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[: len(lines) + 1]
-    body = memoryview(lines.buffers()[2])[offsets[0]: offsets[-1]]
+    body = memoryview(lines.buffers()[2])[offsets[0] : offsets[-1]]
     header = delimiter.join(columns) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as f:
@@ -155,8 +153,7 @@ def write_csv(path: Path, columns: dict[str, pa.Array], delimiter: str = ",",
 
 def write_expected(path: Path, counts: dict[str, int]) -> Path:
     """Write what `t360 validate` should report for the file, beside it."""
-    total = sum(counts[k] for k in ("rows_valid", "rows_rejected", "rows_filtered",
-                                    "rows_duplicate"))
+    total = sum(counts[k] for k in ("rows_valid", "rows_rejected", "rows_filtered", "rows_duplicate"))
     out = path.with_name(path.name + ".expected.json")
     out.write_text(json.dumps({"rows_read": total, **counts}, indent=2) + "\n")
     return out

@@ -22,33 +22,46 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 
 DEFAULT = Path(__file__).resolve().parents[1] / "t360cli" / "sample_data" / "deposits.xlsx"
-HEADER = ["Txn ID", "Login", "Date", "Amount", "Ccy", "Method", "Status", "PSP Reference",
-          "Comment"]
-LOGINS = ["5102345", "5102361", "0048812", "5102377", "5102390", "5102402", "5102415",
-          "5102433", "5102451", "5102468", "5102482", "5102495", "5102507", "0051207"]
+HEADER = ["Txn ID", "Login", "Date", "Amount", "Ccy", "Method", "Status", "PSP Reference", "Comment"]
+LOGINS = [
+    "5102345",
+    "5102361",
+    "0048812",
+    "5102377",
+    "5102390",
+    "5102402",
+    "5102415",
+    "5102433",
+    "5102451",
+    "5102468",
+    "5102482",
+    "5102495",
+    "5102507",
+    "0051207",
+]
 METHODS = ["VISA", "MASTERCARD", "WIRE", "SKRILL", "NETELLER", "CRYPTO"]
 FIXED = datetime(2025, 8, 1, 9, 0, 0)
 
 # 0-based row index -> cells that replace the generated ones (Excel row = index + 2).
 SPECIAL: dict[int, dict[str, object]] = {
-    2: {"Amount": 1500},                                   # numeric cell, integer
-    4: {"Amount": 1234.5},                                 # numeric cell: 1234.5, not 12345
-    5: {"Amount": "1,234.50"},                             # BAD: US format in a European file
-    7: {"Ccy": ""},                                        # empty: default USD
-    8: {"Status": "Pending"},                              # filtered
-    9: {"Ccy": "USDT", "Method": "CRYPTO"},                # BAD: not an ISO 4217 currency
-    11: {"Date": datetime(2025, 7, 9, 14, 5, 31)},         # a real Excel date cell
-    12: {"Date": "32.07.2025 10:15"},                      # BAD: no 32nd of July
-    14: {"Amount": 99.5},                                  # numeric cell
-    15: {"Status": "Rejected", "Amount": "—"},             # filtered (never validated)
-    17: {"Login": ""},                                     # BAD: no account
-    19: {"Amount": " 2.500,00 "},                          # spaces are trimmed
-    20: {"Date": "30.03.2025 02:30"},                      # BAD: does not exist in Madrid
-    22: {"Status": "Cancelled"},                           # filtered
-    24: {"Method": "PAYPAL"},                              # BAD: not in the mapping's map
+    2: {"Amount": 1500},  # numeric cell, integer
+    4: {"Amount": 1234.5},  # numeric cell: 1234.5, not 12345
+    5: {"Amount": "1,234.50"},  # BAD: US format in a European file
+    7: {"Ccy": ""},  # empty: default USD
+    8: {"Status": "Pending"},  # filtered
+    9: {"Ccy": "USDT", "Method": "CRYPTO"},  # BAD: not an ISO 4217 currency
+    11: {"Date": datetime(2025, 7, 9, 14, 5, 31)},  # a real Excel date cell
+    12: {"Date": "32.07.2025 10:15"},  # BAD: no 32nd of July
+    14: {"Amount": 99.5},  # numeric cell
+    15: {"Status": "Rejected", "Amount": "—"},  # filtered (never validated)
+    17: {"Login": ""},  # BAD: no account
+    19: {"Amount": " 2.500,00 "},  # spaces are trimmed
+    20: {"Date": "30.03.2025 02:30"},  # BAD: does not exist in Madrid
+    22: {"Status": "Cancelled"},  # filtered
+    24: {"Method": "PAYPAL"},  # BAD: not in the mapping's map
     27: {"Amount": "12.500,00"},
-    30: {"Status": "Pending"},                             # filtered
-    33: {"Amount": 250},                                   # numeric cell
+    30: {"Status": "Pending"},  # filtered
+    33: {"Amount": 250},  # numeric cell
 }
 DUPLICATE_OF = {26: 3}  # index 26 repeats index 3 exactly: skipped as a duplicate
 CONFLICT_OF = {36: 10}  # index 36 is index 10 again with another amount: BAD (eventid)
@@ -67,16 +80,19 @@ def base_row(rng: random.Random, i: int) -> dict[str, object]:
         login = int(login)  # some exports write logins as numbers
     when = datetime(2025, 7, 1 + i % 28, rng.randrange(7, 23), rng.randrange(60))
     return {
-        "Txn ID": f"DP-2025-{101 + i:06d}", "Login": login,
+        "Txn ID": f"DP-2025-{101 + i:06d}",
+        "Login": login,
         "Date": when.strftime("%d.%m.%Y %H:%M"),
-        "Amount": euro(rng.choice([100, 150, 250, 300, 500, 750, 1000, 2000, 3000, 5000]) * 100
-                       if rng.random() < 0.6 else rng.randrange(5000, 900000)),
+        "Amount": euro(
+            rng.choice([100, 150, 250, 300, 500, 750, 1000, 2000, 3000, 5000]) * 100
+            if rng.random() < 0.6
+            else rng.randrange(5000, 900000)
+        ),
         "Ccy": rng.choice(["EUR", "EUR", "EUR", "USD", "GBP"]),
         "Method": rng.choice(METHODS[:5]),
         "Status": rng.choice(["Approved", "Completed"]),
         "PSP Reference": "psp_" + "".join(rng.choices("ABCDEFGHJKLMNPQRSTUVWXYZ23456789", k=12)),
-        "Comment": rng.choice(["", "", "", "First deposit", "Bonus code SUMMER25",
-                               "3DS verified"]),
+        "Comment": rng.choice(["", "", "", "First deposit", "Bonus code SUMMER25", "3DS verified"]),
     }
 
 
@@ -122,10 +138,12 @@ def deterministic(data: bytes) -> bytes:
             body = src.read(info.filename)
             if info.filename == "docProps/core.xml":
                 stamp = FIXED.strftime("%Y-%m-%dT%H:%M:%SZ")
-                body = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*", rb"\g<1>"
-                              + stamp.encode(), body)
-            dst.writestr(zipfile.ZipInfo(info.filename, date_time=(2025, 8, 1, 9, 0, 0)), body,
-                         compress_type=zipfile.ZIP_DEFLATED)
+                body = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*", rb"\g<1>" + stamp.encode(), body)
+            dst.writestr(
+                zipfile.ZipInfo(info.filename, date_time=(2025, 8, 1, 9, 0, 0)),
+                body,
+                compress_type=zipfile.ZIP_DEFLATED,
+            )
     return buf.getvalue()
 
 

@@ -32,8 +32,7 @@ from validate import T360, Run, bench_args, ensure, run_rounds  # noqa: E402
 
 TARGET = 0.35  # t360 rows/s over floor rows/s
 FLAT = 1.25  # peak RSS at 1M rows over 200k rows, at most
-COUNTS = ("rows_read", "rows_valid", "rows_rejected", "rows_filtered", "rows_duplicate",
-          "records_valid")
+COUNTS = ("rows_read", "rows_valid", "rows_rejected", "rows_filtered", "rows_duplicate", "records_valid")
 
 
 @dataclass(frozen=True)
@@ -62,8 +61,9 @@ def problems_of(case: Case, run: Run, report: Path) -> list[str]:
         return [f"{case.name} exited {run.code}: {run.stderr[-800:]}"]
     got = json.loads(report.read_text())
     want = json.loads(case.path.with_name(case.path.name + ".expected.json").read_text())
-    return [f"{case.name}: {k} is {got.get(k)}, expected {want[k]}"
-            for k in COUNTS if k in want and got.get(k) != want[k]]
+    return [
+        f"{case.name}: {k} is {got.get(k)}, expected {want[k]}" for k in COUNTS if k in want and got.get(k) != want[k]
+    ]
 
 
 def summarise(runs: dict[Case, list[Run]]) -> list[str]:
@@ -72,8 +72,9 @@ def summarise(runs: dict[Case, list[Run]]) -> list[str]:
     for case, rs in runs.items():
         wall = statistics.median(r.wall for r in rs)
         rate[case], rss[case] = case.rows / wall, statistics.median(r.rss_kib for r in rs) / 1024
-        lines.append(f"{case.label:10}{case.path.name:26}{case.rows:>11,}{wall:>9.2f}"
-                     f"{rate[case]:>11,.0f}{rss[case]:>8.0f} MiB")
+        lines.append(
+            f"{case.label:10}{case.path.name:26}{case.rows:>11,}{wall:>9.2f}{rate[case]:>11,.0f}{rss[case]:>8.0f} MiB"
+        )
     floor = next(c for c in runs if c.label == "floor")
     big = max(c.rows for c in runs)
     for case in (c for c in runs if c.mapping is not None and c.rows == big):
@@ -84,24 +85,30 @@ def summarise(runs: dict[Case, list[Run]]) -> list[str]:
     if len(aggs) >= 2:
         lo, hi = aggs[0], aggs[-1]
         ratio = rss[hi] / rss[lo]
-        lines.append(f"aggregate peak RSS {hi.rows:,} / {lo.rows:,} rows: {rss[hi]:.0f} / {rss[lo]:.0f} MiB"
-                     f" = {ratio:.2f} ({'flat' if ratio <= FLAT else 'GROWS'}; 1.00 = flat memory)")
+        lines.append(
+            f"aggregate peak RSS {hi.rows:,} / {lo.rows:,} rows: {rss[hi]:.0f} / {rss[lo]:.0f} MiB"
+            f" = {ratio:.2f} ({'flat' if ratio <= FLAT else 'GROWS'}; 1.00 = flat memory)"
+        )
     return lines
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = bench_args(__doc__, '100k rows (and 20k)', argv)
+    args = bench_args(__doc__, "100k rows (and 20k)", argv)
     rounds = args.rounds
     if not T360.exists():
         print(f"{T360} not found: install the project (make venv).", file=sys.stderr)
         return 2
     big, small = (100_000, 20_000) if args.quick else (1_000_000, 200_000)
-    cases = [Case("floor", ensure("activities", big, args.seed), big),
-             Case("aggregate", ensure("trades_fixed", big, args.seed), big, BENCH / "trades.yaml"),
-             Case("aggregate", ensure("trades_fixed", small, args.seed), small, BENCH / "trades.yaml"),
-             Case("events", ensure("wide", big, args.seed), big, BENCH / "events.yaml")]
-    print(f"bench: {rounds} round(s), interleaved; Python {platform.python_version()}, "
-          f"{os.cpu_count()} CPUs; medians of wall time, subprocess start to exit")
+    cases = [
+        Case("floor", ensure("activities", big, args.seed), big),
+        Case("aggregate", ensure("trades_fixed", big, args.seed), big, BENCH / "trades.yaml"),
+        Case("aggregate", ensure("trades_fixed", small, args.seed), small, BENCH / "trades.yaml"),
+        Case("events", ensure("wide", big, args.seed), big, BENCH / "events.yaml"),
+    ]
+    print(
+        f"bench: {rounds} round(s), interleaved; Python {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs; medians of wall time, subprocess start to exit"
+    )
     runs, problems = run_rounds(cases, rounds, args.timeout, command, problems_of, prefix="report-power-")
     print("\n".join(summarise(runs)))
     for p in problems:

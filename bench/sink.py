@@ -32,15 +32,23 @@ class Stats:
         self.pending = self.max_pending = 0
 
     def as_json(self) -> bytes:
-        return json.dumps({"requests": self.requests, "bytes": self.bytes,
-                           "records": self.records, "connections": self.connections,
-                           "max_pending": self.max_pending}).encode()
+        return json.dumps(
+            {
+                "requests": self.requests,
+                "bytes": self.bytes,
+                "records": self.records,
+                "connections": self.connections,
+                "max_pending": self.max_pending,
+            }
+        ).encode()
 
 
 def _response(status: str, body: bytes, close: bool = False) -> bytes:
     extra = b"Connection: close\r\n" if close else b""
-    return (b"HTTP/1.1 " + status.encode() + b"\r\nContent-Type: application/json\r\n"
-            b"Content-Length: " + str(len(body)).encode() + b"\r\n" + extra + b"\r\n" + body)
+    return (
+        b"HTTP/1.1 " + status.encode() + b"\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n" + extra + b"\r\n" + body
+    )
 
 
 def _head_fields(head: bytes) -> tuple[bytes, bytes, int, bool, bool]:
@@ -53,7 +61,7 @@ def _head_fields(head: bytes) -> tuple[bytes, bytes, int, bool, bool]:
     i = low.find(b"content-length:")
     if i >= 0:
         j = low.find(b"\r\n", i)
-        length = int(low[i + 15: j if j >= 0 else len(low)].strip() or b"0")
+        length = int(low[i + 15 : j if j >= 0 else len(low)].strip() or b"0")
     keep = b"connection: close" not in low and not line.endswith(b"HTTP/1.0")
     return method, path, length, keep, b"transfer-encoding:" in low
 
@@ -154,8 +162,7 @@ async def serve(host: str, port: int, latency_ms: float) -> None:
     """Listen until SIGINT/SIGTERM; print the bound port once ready."""
     loop = asyncio.get_running_loop()
     stats, stop = Stats(), asyncio.Event()
-    server = await loop.create_server(lambda: SinkProtocol(stats, latency_ms / 1000),
-                                      host, port, backlog=128)
+    server = await loop.create_server(lambda: SinkProtocol(stats, latency_ms / 1000), host, port, backlog=128)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     print(server.sockets[0].getsockname()[1], flush=True)

@@ -56,8 +56,8 @@ class Sink:
     def __init__(self, latency_ms: int, timeout: float = 30.0) -> None:
         self.latency = latency_ms
         self.proc = subprocess.Popen(
-            [sys.executable, str(BENCH / "sink.py"), "--latency-ms", str(latency_ms)],
-            stdout=subprocess.PIPE, text=True)
+            [sys.executable, str(BENCH / "sink.py"), "--latency-ms", str(latency_ms)], stdout=subprocess.PIPE, text=True
+        )
         assert self.proc.stdout is not None
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         line = self.proc.stdout.readline().strip() if ready else ""
@@ -84,10 +84,30 @@ class Sink:
 
 def command(case: Case, url: str, report: Path) -> list[str]:
     if case.label == "floor":
-        return [sys.executable, str(BENCH / "upload_floor.py"), str(case.path),
-                "--url", url + ENDPOINT, "--inflight", str(INFLIGHT), "--api-key", API_KEY]
-    return [str(T360), "upload", str(case.path), "-m", str(BENCH / "activities.yaml"),
-            "--base-url", url, "--concurrency", str(INFLIGHT), "--report", str(report)]
+        return [
+            sys.executable,
+            str(BENCH / "upload_floor.py"),
+            str(case.path),
+            "--url",
+            url + ENDPOINT,
+            "--inflight",
+            str(INFLIGHT),
+            "--api-key",
+            API_KEY,
+        ]
+    return [
+        str(T360),
+        "upload",
+        str(case.path),
+        "-m",
+        str(BENCH / "activities.yaml"),
+        "--base-url",
+        url,
+        "--concurrency",
+        str(INFLIGHT),
+        "--report",
+        str(report),
+    ]
 
 
 def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
@@ -102,11 +122,13 @@ def check_floor(case: Case, run: Run, sunk: dict[str, int]) -> list[str]:
         return [f"floor {case.path.name} @{case.latency} ms exited {run.code}: {run.stderr[-800:]}"]
     tally = json.loads(run.stdout.strip().splitlines()[-1])
     want = {"rows": case.rows, "requests": sunk["requests"], "bytes": sunk["bytes"]}
-    problems = [f"floor {case.path.name} @{case.latency} ms: {k} is {tally[k]}, expected {v}"
-                for k, v in want.items() if tally[k] != v]
+    problems = [
+        f"floor {case.path.name} @{case.latency} ms: {k} is {tally[k]}, expected {v}"
+        for k, v in want.items()
+        if tally[k] != v
+    ]
     if sunk["records"] != case.rows:
-        problems.append(f"floor {case.path.name}: the sink counted {sunk['records']} records, "
-                        f"expected {case.rows}")
+        problems.append(f"floor {case.path.name}: the sink counted {sunk['records']} records, expected {case.rows}")
     return problems
 
 
@@ -117,15 +139,20 @@ def check_t360(case: Case, run: Run, report: Path, sunk: dict[str, int]) -> list
         return [f"{name} exited {run.code}: {run.stderr[-800:]}"]
     got = json.loads(report.read_text())
     want = json.loads(case.path.with_name(case.path.name + ".expected.json").read_text())
-    problems = [f"{name}: {k} is {got.get(k)}, expected {want[k]}"
-                for k in COUNTS if k in want and got.get(k) != want[k]]
+    problems = [
+        f"{name}: {k} is {got.get(k)}, expected {want[k]}" for k in COUNTS if k in want and got.get(k) != want[k]
+    ]
     if got["rows_read"] != sum(got[k] for k in COUNTS[1:]):
         problems.append(f"{name}: the report's row counts do not add up to rows_read")
-    checks = {"records_sent (vs records_valid)": (got["records_sent"], got["records_valid"]),
-              "batches_failed": (got["batches_failed"], 0),
-              "records the sink counted (vs records_sent)": (sunk["records"], got["records_sent"]),
-              "POSTs the sink got (vs the report's HTTP statuses)":
-                  (sunk["requests"], sum(got["http_status_counts"].values()))}
+    checks = {
+        "records_sent (vs records_valid)": (got["records_sent"], got["records_valid"]),
+        "batches_failed": (got["batches_failed"], 0),
+        "records the sink counted (vs records_sent)": (sunk["records"], got["records_sent"]),
+        "POSTs the sink got (vs the report's HTTP statuses)": (
+            sunk["requests"],
+            sum(got["http_status_counts"].values()),
+        ),
+    }
     problems += [f"{name}: {k} is {a}, expected {b}" for k, (a, b) in checks.items() if a != b]
     return problems
 
@@ -140,26 +167,28 @@ def run_case(case: Case, sink: Sink, timeout: float) -> tuple[Run, dict[str, int
         before = sink.stats(reset=True)
         run = measure(command(case, sink.url, report), env, timeout, cwd=tmp)
         sunk = delta(before, sink.stats())
-        problems = (check_floor(case, run, sunk) if case.label == "floor"
-                    else check_t360(case, run, report, sunk))
+        problems = check_floor(case, run, sunk) if case.label == "floor" else check_t360(case, run, report, sunk)
         return run, sunk, problems
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run_rounds(cases: list[Case], sinks: dict[int, Sink], rounds: int, timeout: float
-               ) -> tuple[dict[Case, list[Run]], list[str]]:
+def run_rounds(
+    cases: list[Case], sinks: dict[int, Sink], rounds: int, timeout: float
+) -> tuple[dict[Case, list[Run]], list[str]]:
     """Every case once per round, interleaved; the runs per case and the problems seen."""
     runs: dict[Case, list[Run]] = {c: [] for c in cases}
     problems: list[str] = []
     for r in range(rounds):
         for case in cases:
             run, sunk, found = run_case(case, sinks[case.latency], timeout)
-            print(f"  round {r + 1}: {case.label:5} {case.path.name:22} @{case.latency:>2} ms "
-                  f"{run.wall:7.2f} s {case.rows / run.wall:>9,.0f} rows/s "
-                  f"{run.rss_kib / 1024:5.0f} MiB  {sunk['requests']:>5} POSTs "
-                  f"{sunk['bytes'] / 2**20:5.0f} MiB sent, max {sunk['max_pending']} pending",
-                  flush=True)
+            print(
+                f"  round {r + 1}: {case.label:5} {case.path.name:22} @{case.latency:>2} ms "
+                f"{run.wall:7.2f} s {case.rows / run.wall:>9,.0f} rows/s "
+                f"{run.rss_kib / 1024:5.0f} MiB  {sunk['requests']:>5} POSTs "
+                f"{sunk['bytes'] / 2**20:5.0f} MiB sent, max {sunk['max_pending']} pending",
+                flush=True,
+            )
             runs[case].append(run)
             problems += found
     return runs, problems
@@ -167,35 +196,39 @@ def run_rounds(cases: list[Case], sinks: dict[int, Sink], rounds: int, timeout: 
 
 def summarise(runs: dict[Case, list[Run]]) -> list[str]:
     """The closing table, the ratios t360/floor and the memory ratio, as text lines."""
-    lines = [f"{'':6}{'file':24}{'latency':>8}{'rows':>11}{'wall s':>9}{'rows/s':>11}"
-             f"{'peak RSS':>11}"]
+    lines = [f"{'':6}{'file':24}{'latency':>8}{'rows':>11}{'wall s':>9}{'rows/s':>11}{'peak RSS':>11}"]
     rate: dict[Case, float] = {}
     rss: dict[Case, float] = {}
     for case, rs in runs.items():
         wall = statistics.median(r.wall for r in rs)
         rate[case], rss[case] = case.rows / wall, statistics.median(r.rss_kib for r in rs) / 1024
-        lines.append(f"{case.label:6}{case.path.name:24}{case.latency:>5} ms{case.rows:>11,}"
-                     f"{wall:>9.2f}{rate[case]:>11,.0f}{rss[case]:>8.0f} MiB")
+        lines.append(
+            f"{case.label:6}{case.path.name:24}{case.latency:>5} ms{case.rows:>11,}"
+            f"{wall:>9.2f}{rate[case]:>11,.0f}{rss[case]:>8.0f} MiB"
+        )
     for ms in LATENCIES:
         floor = next((c for c in runs if c.label == "floor" and c.latency == ms), None)
-        t360 = next((c for c in runs if c.label == "t360" and c.latency == ms
-                     and floor and c.path == floor.path), None)
+        t360 = next((c for c in runs if c.label == "t360" and c.latency == ms and floor and c.path == floor.path), None)
         if floor and t360:
             ratio = rate[t360] / rate[floor]
-            lines.append(f"throughput t360/floor at {ms:>2} ms sink latency: {ratio:.2f} "
-                         f"(target >= {TARGETS[ms]:.2f}: {'met' if ratio >= TARGETS[ms] else 'MISSED'})")
+            lines.append(
+                f"throughput t360/floor at {ms:>2} ms sink latency: {ratio:.2f} "
+                f"(target >= {TARGETS[ms]:.2f}: {'met' if ratio >= TARGETS[ms] else 'MISSED'})"
+            )
     fast = sorted((c for c in runs if c.label == "t360" and c.latency == 0), key=lambda c: c.rows)
     if len(fast) >= 2:
         lo, hi = fast[0], fast[-1]
         peak = max(rss[lo], rss[hi])
-        lines.append(f"t360 peak RSS {hi.rows:,} / {lo.rows:,} rows: {rss[hi]:.0f} / {rss[lo]:.0f}"
-                     f" MiB = {rss[hi] / rss[lo]:.2f} (1.00 = flat; target under "
-                     f"{RSS_TARGET_MIB} MB: {'met' if peak * 1.048576 < RSS_TARGET_MIB else 'MISSED'})")
+        lines.append(
+            f"t360 peak RSS {hi.rows:,} / {lo.rows:,} rows: {rss[hi]:.0f} / {rss[lo]:.0f}"
+            f" MiB = {rss[hi] / rss[lo]:.2f} (1.00 = flat; target under "
+            f"{RSS_TARGET_MIB} MB: {'met' if peak * 1.048576 < RSS_TARGET_MIB else 'MISSED'})"
+        )
     return lines
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = bench_args(__doc__, '100k rows (and 20k), one round', argv)
+    args = bench_args(__doc__, "100k rows (and 20k), one round", argv)
     rounds = args.rounds
     if not T360.exists():
         print(f"{T360} not found: install the project (make venv).", file=sys.stderr)
@@ -204,9 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     files = {n: ensure("activities", n, args.seed) for n in (big, small)}
     cases = [Case(label, files[big], big, ms) for ms in LATENCIES for label in ("floor", "t360")]
     cases.append(Case("t360", files[small], small, 0))
-    print(f"bench: {rounds} round(s), interleaved; Python {platform.python_version()}, "
-          f"{os.cpu_count()} CPUs; {INFLIGHT} in flight; medians of wall time, subprocess "
-          f"start to exit")
+    print(
+        f"bench: {rounds} round(s), interleaved; Python {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs; {INFLIGHT} in flight; medians of wall time, subprocess "
+        f"start to exit"
+    )
     sinks: dict[int, Sink] = {}
     try:
         for ms in LATENCIES:
@@ -219,8 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     for p in problems:
         print(f"PROBLEM: {p}", file=sys.stderr)
     if not problems:
-        print("checks: every run exited as expected; the sink got what each run says it sent; "
-              "every t360 report matches the generator's expected counts")
+        print(
+            "checks: every run exited as expected; the sink got what each run says it sent; "
+            "every t360 report matches the generator's expected counts"
+        )
     return 1 if problems else 0
 
 

@@ -66,8 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     tally = asyncio.run(upload(args.path, args.url, args.inflight, args.api_key, args.timeout))
     secs = time.perf_counter() - t0
-    print(orjson.dumps({**tally, "seconds": round(secs, 3),
-                        "rows_per_s": round(tally["rows"] / secs) if secs > 0 else 0}).decode())
+    print(
+        orjson.dumps(
+            {**tally, "seconds": round(secs, 3), "rows_per_s": round(tally["rows"] / secs) if secs > 0 else 0}
+        ).decode()
+    )
     return 1 if tally["failed"] else 0
 
 

@@ -109,8 +109,9 @@ class Aggregator:
 
     def _group(self, table: pa.Table) -> pa.Table:
         out = table.group_by(self.key_names, use_threads=False).aggregate(self._aggs())
-        return out.rename_columns([name.rsplit("_", 1)[0] if name[-4:] in ("_sum", "_max") else name
-                                   for name in out.column_names])
+        return out.rename_columns(
+            [name.rsplit("_", 1)[0] if name[-4:] in ("_sum", "_max") else name for name in out.column_names]
+        )
 
     def add(self, values: dict[str, pa.Array]) -> None:
         """Add valid rows' mapped values into their groups (vectorised per chunk)."""
@@ -132,8 +133,10 @@ class Aggregator:
             for i in range(len(self.spec.sum)):
                 scale = max(p.schema.field(f"s{i}").type.scale for p in self.parts)
                 wide = pa.decimal128(38, scale)
-                self.parts = [p.set_column(p.schema.get_field_index(f"s{i}"), f"s{i}", p.column(f"s{i}").cast(wide))
-                              for p in self.parts]
+                self.parts = [
+                    p.set_column(p.schema.get_field_index(f"s{i}"), f"s{i}", p.column(f"s{i}").cast(wide))
+                    for p in self.parts
+                ]
             self.parts = [self._group(pa.concat_tables(self.parts))]
         self.part_rows = self.groups_seen = self.parts[0].num_rows if self.parts else 0
 

@@ -117,8 +117,21 @@ def upload(
 ) -> None:
     """Send records to Track360 (resumes an interrupted run of the same files)."""
     cli = {"base_url": base_url, "batch_size": batch_size, "concurrency": concurrency, "rate_limit": rate}
-    _send(config, cli, quiet, verbose, files=files, mapping=mapping, dry_run=dry_run, limit=limit,
-          max_rejects=max_rejects, log=log, restart=restart, rejects=rejects, report=report)
+    _send(
+        config,
+        cli,
+        quiet,
+        verbose,
+        files=files,
+        mapping=mapping,
+        dry_run=dry_run,
+        limit=limit,
+        max_rejects=max_rejects,
+        log=log,
+        restart=restart,
+        rejects=rejects,
+        report=report,
+    )
 
 
 @app.command()
@@ -135,8 +148,19 @@ def validate(
     verbose: VerboseOpt = False,
 ) -> None:
     """Dry run: read, map and validate; send nothing (no API key needed)."""
-    _send(config, {"batch_size": batch_size}, quiet, verbose, files=files, mapping=mapping, dry_run=True,
-          limit=limit, max_rejects=max_rejects, rejects=rejects, report=report)
+    _send(
+        config,
+        {"batch_size": batch_size},
+        quiet,
+        verbose,
+        files=files,
+        mapping=mapping,
+        dry_run=True,
+        limit=limit,
+        max_rejects=max_rejects,
+        rejects=rejects,
+        report=report,
+    )
 
 
 def _send(config: str | None, cli: dict[str, Any], quiet: bool, verbose: bool, **options: Any) -> None:

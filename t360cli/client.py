@@ -208,8 +208,7 @@ class Sender:
         self._hint = api_key_hint
         self._headers = {"Content-Type": "application/json", "x-api-key": api_key}
         self._timeout = httpx.Timeout(timeout_s, pool=None)
-        self._limits = httpx.Limits(max_connections=max_connections,
-                                    max_keepalive_connections=max_connections)
+        self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._transport = transport
         self._sleep, self._random, self._on_retry = sleep, random, on_retry
         self._bucket = _TokenBucket(rate_limit, clock) if rate_limit else None
@@ -228,7 +227,9 @@ class Sender:
         if self.halted:
             self._halt_event.set()
         self._client = httpx.AsyncClient(
-            transport=self._transport, timeout=self._timeout, limits=self._limits,
+            transport=self._transport,
+            timeout=self._timeout,
+            limits=self._limits,
             headers={"User-Agent": f"t360/{__version__}"},
         )
         return self
@@ -295,8 +296,7 @@ class Sender:
         todo.clear()
         exc = AuthRefused(
             f"the server refused the API key ({out.message}).",
-            f"Check the key in {self._hint}: it must be the Brand Token for {self.url}. "
-            "Nothing more was sent.",
+            f"Check the key in {self._hint}: it must be the Brand Token for {self.url}. Nothing more was sent.",
         )
         exc.result = _tidy(res)  # what this batch got before the refusal
         self.auth_error = self.auth_error or exc

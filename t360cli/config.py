@@ -51,8 +51,10 @@ class Settings:
             return key
         key = os.environ.get(self.api_key_env, "").strip()
         if not key:
-            raise UsageError(f"no API key: ${self.api_key_env} is not set.",
-                             f"Export {self.api_key_env}=... or set api_key_file in the config.")
+            raise UsageError(
+                f"no API key: ${self.api_key_env} is not set.",
+                f"Export {self.api_key_env}=... or set api_key_file in the config.",
+            )
         return key
 
     def key_hint(self) -> str:
@@ -67,8 +69,10 @@ class Settings:
             raise UsageError(f"base URL '{self.base_url}' is not an http(s) URL.")
         if parts.scheme == "http" and parts.hostname not in LOCAL_HOSTS:
             if not self.allow_insecure_http:
-                raise UsageError(f"refusing plain http to {parts.hostname}: the API key would travel unencrypted.",
-                                 "Use https, or set allow_insecure_http: true in the config.")
+                raise UsageError(
+                    f"refusing plain http to {parts.hostname}: the API key would travel unencrypted.",
+                    "Use https, or set allow_insecure_http: true in the config.",
+                )
             return [f"warning: sending the API key over plain http to {parts.hostname}."]
         return []
 
@@ -81,8 +85,13 @@ def host_of(url: str | None) -> str:
     return parts.hostname + (f":{parts.port}" if parts.port else "")
 
 
-_KEYS = {f.name for f in fields(Settings)} - {"config_path", "sources", "max_attempts",
-                                               "backoff_initial_s", "backoff_max_s"}
+_KEYS = {f.name for f in fields(Settings)} - {
+    "config_path",
+    "sources",
+    "max_attempts",
+    "backoff_initial_s",
+    "backoff_max_s",
+}
 _RETRY_KEYS = {"max_attempts", "backoff_initial_s", "backoff_max_s"}
 
 
@@ -95,9 +104,11 @@ def _coerce(name: str, value: Any, problems: list[str], label: str) -> Any:
         problems.append(f"• {label}: must not be empty")
         return default
     kind = float if name == "rate_limit" else {int: int, float: float, bool: bool}.get(type(default), str)
-    wrong = (isinstance(value, bool) != (kind is bool)
-             or (kind is str and not isinstance(value, str))
-             or (kind is int and isinstance(value, float) and not value.is_integer()))
+    wrong = (
+        isinstance(value, bool) != (kind is bool)
+        or (kind is str and not isinstance(value, str))
+        or (kind is int and isinstance(value, float) and not value.is_integer())
+    )
     try:
         if wrong:
             raise ValueError

@@ -8,7 +8,6 @@ pyarrow.compute, numpy and pandas; Python loops run only over failing cells or o
 the unique values of a column.
 """
 
-
 from __future__ import annotations
 
 import re
@@ -24,12 +23,19 @@ from t360cli.convert_common import _NULL, Parsed, _as_array, _finish, _mask
 from t360cli.convert_time import check_format, check_timezone, parse_datetime
 
 __all__ = [
-    "Parsed", "parse_decimal", "parse_integer", "parse_datetime", "parse_currency",
-    "parse_country", "check_format", "check_timezone",
+    "Parsed",
+    "parse_decimal",
+    "parse_integer",
+    "parse_datetime",
+    "parse_currency",
+    "parse_country",
+    "check_format",
+    "check_timezone",
 ]
 
 
 # --- numbers -------------------------------------------------------------------------
+
 
 def _separators(decimal: str, thousands: str | None) -> tuple[str, str]:
     """(decimal, thousands) with the SPEC default; "" means no group separator."""
@@ -42,13 +48,11 @@ def _separators(decimal: str, thousands: str | None) -> tuple[str, str]:
     return decimal, thousands
 
 
-_DEC_FIXES = ((r"^\+", ""), (r"^(-?)0+([0-9])", r"\1\2"), (r"^(-?)\.", r"\10."),
-              (r"\.$", ""))
+_DEC_FIXES = ((r"^\+", ""), (r"^(-?)0+([0-9])", r"\1\2"), (r"^(-?)\.", r"\10."), (r"\.$", ""))
 _INT_FIXES = ((r"\.0*$", ""), (r"^\+", ""), (r"^(-?)0+([0-9])", r"\1\2"), (r"^-0$", "0"))
 
 
-def _numbers(arr: pa.Array, mask: np.ndarray | None, dec: str, thou: str,
-             whole: bool) -> pa.Array:
+def _numbers(arr: pa.Array, mask: np.ndarray | None, dec: str, thou: str, whole: bool) -> pa.Array:
     """Valid cells in canonical '.'-decimal form (see parse_decimal), null elsewhere."""
     d, t = re.escape(dec), re.escape(thou)
     digits = f"(?:[0-9]{{1,3}}(?:{t}[0-9]{{3}})+|[0-9]+)" if thou else "[0-9]+"
@@ -89,8 +93,7 @@ def _exact(text: str, whole: bool) -> str | None:
     return format(d, "f")
 
 
-def _exact_numbers(arr: pa.Array, out: pa.Array, mask: np.ndarray | None,
-                   whole: bool) -> pa.Array:
+def _exact_numbers(arr: pa.Array, out: pa.Array, mask: np.ndarray | None, whole: bool) -> pa.Array:
     """Rare path: numeric cells with an exponent (JSON `1e5`), exactly, via Decimal."""
     if mask is None:
         return out
@@ -103,8 +106,7 @@ def _exact_numbers(arr: pa.Array, out: pa.Array, mask: np.ndarray | None,
     return pc.replace_with_mask(out, pa.array(hit), pa.array(fixed, pa.string()))
 
 
-def parse_decimal(values, numeric=None, decimal: str = ".",
-                  thousands: str | None = None) -> Parsed:
+def parse_decimal(values, numeric=None, decimal: str = ".", thousands: str | None = None) -> Parsed:
     """Decimal numbers, precision kept: `+1,234.50` -> `1234.50`, `.5` -> `0.5`.
 
     A leading `+`, group separators and redundant leading zeros go; a `-` stays
@@ -119,8 +121,7 @@ def parse_decimal(values, numeric=None, decimal: str = ".",
     return _finish(arr, out, "' is not a number")
 
 
-def parse_integer(values, numeric=None, decimal: str = ".",
-                  thousands: str | None = None) -> Parsed:
+def parse_integer(values, numeric=None, decimal: str = ".", thousands: str | None = None) -> Parsed:
     """Whole numbers without leading zeros: `007` -> `7`, `-0` -> `0`, `1,234` -> `1234`.
 
     Text with a decimal point (`3.0`) is refused; a numeric cell whose fraction is
@@ -135,6 +136,7 @@ def parse_integer(values, numeric=None, decimal: str = ".",
 
 
 # --- codes ---------------------------------------------------------------------------
+
 
 def _by_unique(arr: pa.Array, lookup) -> pa.Array:
     """Apply `lookup(text) -> canonical | None` to each distinct value, then spread back."""

@@ -41,8 +41,7 @@ def _quote(arr: pa.Array, suffix: str) -> pa.Array:
     return pc.binary_join_element_wise("'", arr, suffix, "")
 
 
-def _finish(arr: pa.Array, out: pa.Array, suffix: str,
-            special: tuple[tuple[np.ndarray, str], ...] = ()) -> Parsed:
+def _finish(arr: pa.Array, out: pa.Array, suffix: str, special: tuple[tuple[np.ndarray, str], ...] = ()) -> Parsed:
     """Parsed(out, errors): a cell given but null in `out` gets "'<cell>'" + suffix.
 
     `special` (bool mask, suffix) pairs, over cells null in `out`, override the suffix.

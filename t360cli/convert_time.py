@@ -16,8 +16,10 @@ from t360cli.convert_common import Parsed, _as_array, _finish, _mask
 __all__ = ["parse_datetime", "check_format", "check_timezone"]
 
 _DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
-_ISO = (rf"^{_DATE}(?:[T ][0-9]{{2}}:[0-9]{{2}}(?::[0-9]{{2}}(?:\.[0-9]+)?)?"
-        r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?$")
+_ISO = (
+    rf"^{_DATE}(?:[T ][0-9]{{2}}:[0-9]{{2}}(?::[0-9]{{2}}(?:\.[0-9]+)?)?"
+    r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?$"
+)
 _SERIAL_TEXT = r"^[0-9]+(?:\.[0-9]+)?$"
 _SERIAL_NUMERIC = r"^[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?$"
 _SERIAL_MAX = 2958466  # exclusive: 2958465 is 9999-12-31
@@ -33,10 +35,10 @@ _WIDTH = {"Y": 4, "m": 2, "d": 2, "H": 2, "M": 2, "S": 2}
 class _Times:
     """Per-cell parse state while the stages run."""
 
-    local: np.ndarray     # datetime64[s]: naive wall time in the source zone, else NaT
-    utc: np.ndarray       # datetime64[s]: instant, for cells that carried an offset
+    local: np.ndarray  # datetime64[s]: naive wall time in the source zone, else NaT
+    utc: np.ndarray  # datetime64[s]: instant, for cells that carried an offset
     dateonly: np.ndarray  # bool: the cell named a day, no time
-    todo: np.ndarray      # bool: given, not parsed yet
+    todo: np.ndarray  # bool: given, not parsed yet
 
 
 def _directives(fmt: str) -> list[str]:
@@ -77,8 +79,7 @@ def _pending(arr: pa.Array, todo: np.ndarray) -> tuple[np.ndarray, pa.Array]:
     return idx, (arr if len(idx) == len(arr) else arr.take(pa.array(idx)))
 
 
-def _store(st: _Times, idx: np.ndarray, secs: np.ndarray, aware: bool,
-           dateonly: np.ndarray | bool) -> None:
+def _store(st: _Times, idx: np.ndarray, secs: np.ndarray, aware: bool, dateonly: np.ndarray | bool) -> None:
     """Record parsed cells (datetime64[s], NaT = not parsed) at positions `idx`."""
     ok = ~np.isnat(secs)
     (st.utc if aware else st.local)[idx[ok]] = secs[ok]
@@ -119,8 +120,7 @@ def _fixed_iso(mat: np.ndarray) -> np.ndarray:
     def two(i: int) -> np.ndarray:
         return d[i] * 10 + d[i + 1] if i < len(d) else np.zeros(d.shape[1], np.int32)
 
-    year, mon, day, hh, mm, ss = d[0] * 1000 + d[1] * 100 + two(2), two(5), two(8), \
-        two(11), two(14), two(17)
+    year, mon, day, hh, mm, ss = d[0] * 1000 + d[1] * 100 + two(2), two(5), two(8), two(11), two(14), two(17)
     leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
     ok = (year >= 1) & (mon >= 1) & (mon <= 12) & (day >= 1) & (hh < 24) & (mm < 60) & (ss < 60)
     ok &= day <= _MONTH_DAYS[np.clip(mon, 0, 12)] + (leap & (mon == 2))
@@ -268,8 +268,9 @@ def _minutes_text(wall: np.ndarray) -> pa.Array:
     return _from_matrix(_matrix(stamps, 19)[:, :16], valid)
 
 
-def parse_datetime(values, numeric=None, fmt: str | None = None, tz: str = "UTC",
-                   out_tz: str = "UTC", date_only: bool = False) -> Parsed:
+def parse_datetime(
+    values, numeric=None, fmt: str | None = None, tz: str = "UTC", out_tz: str = "UTC", date_only: bool = False
+) -> Parsed:
     """Timestamps to `YYYY-MM-DD HH:mm` in out_tz (date_only: `YYYY-MM-DD`).
 
     Tried in order: `fmt` (strptime), ISO 8601, Excel serial (1..2958465). Naive values
@@ -295,6 +296,7 @@ def parse_datetime(values, numeric=None, fmt: str | None = None, tz: str = "UTC"
         out = pa.array(days, pa.date32()).cast(pa.string())
     else:
         out = _minutes_text(wall)
-    suffix = (f"' does not match format {fmt}" if fmt
-              else "' is not an ISO 8601 date or time; set format: in the mapping")
+    suffix = (
+        f"' does not match format {fmt}" if fmt else "' is not an ISO 8601 date or time; set format: in the mapping"
+    )
     return _finish(arr, out, suffix, ((gap, f"' does not exist in {tz} (clock change)"),))

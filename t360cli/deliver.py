@@ -143,7 +143,7 @@ class Delivery:
             except AuthRefused as exc:  # log what the batch got (its 401s), then stop
                 got = getattr(exc, "result", None) or SendResult(failed=[(0, hi - lo)], error=exc.message)
                 results.append(shift(got, lo))
-                results += [SendResult(failed=[r], error=got.error) for r in ranges[i + 1:]]
+                results += [SendResult(failed=[r], error=got.error) for r in ranges[i + 1 :]]
                 self._record(batch, merge(results))
                 raise
             results.append(shift(res, lo))

@@ -61,7 +61,7 @@ def _pieces(fields: dict[str, pa.Array]) -> tuple[list[pa.Array | str], bool]:
     out: list[pa.Array | str] = []
     for i, (name, values) in enumerate(items):
         inner = _escaped(values) if _needs_escape(values) else values
-        key = f"{'' if i == 0 and opens else ','}{orjson.dumps(name).decode()}:\""
+        key = f'{"" if i == 0 and opens else ","}{orjson.dumps(name).decode()}:"'
         if values.null_count == 0:
             out += [key, inner, '"']
         else:

@@ -89,8 +89,14 @@ def expand(m: Mapping, chunk: Chunk) -> Expanded:
     return _interleave(base.values, own, present, ok, errors, filtered)
 
 
-def _interleave(base: dict[str, pa.Array], own: list[dict[str, pa.Array]], present: list[np.ndarray],
-                ok: np.ndarray, errors: pa.Array, filtered: np.ndarray) -> Expanded:
+def _interleave(
+    base: dict[str, pa.Array],
+    own: list[dict[str, pa.Array]],
+    present: list[np.ndarray],
+    ok: np.ndarray,
+    errors: pa.Array,
+    filtered: np.ndarray,
+) -> Expanded:
     """Records row by row, then event by event: one take per field."""
     n, k = len(ok), len(own)
     flat = np.flatnonzero((np.stack(present, axis=1) & ok[:, None]).ravel())  # row-major

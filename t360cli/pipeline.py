@@ -242,8 +242,9 @@ class Pipeline:
             recs, rows = recs.filter(mask), rows[keep]
         return self.piece(chunk, rows, values, recs, totals=False) if len(rows) else None
 
-    def piece(self, chunk: Chunk | None, rows: np.ndarray, values: dict[str, pa.Array], recs: pa.Array,
-              totals: bool = True) -> Piece:
+    def piece(
+        self, chunk: Chunk | None, rows: np.ndarray, values: dict[str, pa.Array], recs: pa.Array, totals: bool = True
+    ) -> Piece:
         n = len(recs)
         self.counts.records_valid += n
         if totals:

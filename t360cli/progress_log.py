@@ -28,8 +28,10 @@ def _damaged(path: Path, line: int, what: str) -> LogError:
 
 
 def _unusable(path: Path, exc: OSError) -> LogError:
-    return LogError(f"{path}: cannot use the progress log ({exc.strerror or exc}).",
-                    "Check the path and its permissions, or choose another with --log.")
+    return LogError(
+        f"{path}: cannot use the progress log ({exc.strerror or exc}).",
+        "Check the path and its permissions, or choose another with --log.",
+    )
 
 
 def _parse(data: bytes, path: Path) -> tuple[dict | None, list[dict], bytes]:
@@ -106,8 +108,7 @@ def _first_difference(stored: Any, wanted: Any, where: str) -> str | None:
     """Where two header values first differ, e.g. `files[0].sha256: log has 'ab', this run 'cd'`."""
     if isinstance(stored, dict) and isinstance(wanted, dict):
         for key in [*stored, *(k for k in wanted if k not in stored)]:
-            found = _first_difference(stored.get(key, _MISSING), wanted.get(key, _MISSING),
-                                      f"{where}.{key}")
+            found = _first_difference(stored.get(key, _MISSING), wanted.get(key, _MISSING), f"{where}.{key}")
             if found:
                 return found
         return None
@@ -130,11 +131,9 @@ def _show(value: Any) -> str:
 
 
 def _check_header(path: Path, stored: dict, header: dict, keys: Sequence[str]) -> None:
-    diffs = [d for k in keys
-             if (d := _first_difference(stored.get(k, _MISSING), header.get(k, _MISSING), k))]
+    diffs = [d for k in keys if (d := _first_difference(stored.get(k, _MISSING), header.get(k, _MISSING), k))]
     if diffs:
-        raise LogError(
-            f"{path} was written by a different run ({'; '.join(diffs[:3])}).", _FRESH)
+        raise LogError(f"{path} was written by a different run ({'; '.join(diffs[:3])}).", _FRESH)
 
 
 def _set_aside(path: Path) -> Path:
@@ -185,8 +184,10 @@ class LogLock:
                 os.close(fd)
             self.held = True
             return self
-        raise LogError(f"{self.log_path}: could not take the lock {self.path}.",
-                       "Check that the folder is writable, or delete the lock file.")
+        raise LogError(
+            f"{self.log_path}: could not take the lock {self.path}.",
+            "Check that the folder is writable, or delete the lock file.",
+        )
 
     def _owner(self, path: Path | None = None) -> int | None:
         try:
@@ -200,10 +201,13 @@ class LogLock:
         if pid is not None and _pid_alive(pid):
             raise LogError(
                 f"{self.log_path} is in use by process {pid} (another t360 run?).",
-                f"Wait for it to finish; if no t360 run is active, delete {self.path}.")
+                f"Wait for it to finish; if no t360 run is active, delete {self.path}.",
+            )
         if pid is None and self._young():
-            raise LogError(f"{self.log_path} is in use by another process (another t360 run?).",
-                           f"Wait for it to finish; if no t360 run is active, delete {self.path}.")
+            raise LogError(
+                f"{self.log_path} is in use by another process (another t360 run?).",
+                f"Wait for it to finish; if no t360 run is active, delete {self.path}.",
+            )
         # stale: move it aside atomically, and put it back if it turned out not to be stale
         aside = self.path.with_name(f"{self.path.name}.{os.getpid()}.stale")
         try:
@@ -241,8 +245,7 @@ class RunLog:
         self._fh = open(path, "ab")  # noqa: SIM115 (closed in close())
 
     @classmethod
-    def open(cls, path: Path, header: dict, *, restart: bool = False,
-             match_keys: Sequence[str] = ()) -> RunLog:
+    def open(cls, path: Path, header: dict, *, restart: bool = False, match_keys: Sequence[str] = ()) -> RunLog:
         """Lock the log; resume it if it matches `header` on `match_keys`, else refuse."""
         path = Path(path)
         try:
@@ -260,8 +263,7 @@ class RunLog:
             raise
 
     @classmethod
-    def _open_locked(cls, path: Path, header: dict, restart: bool, match_keys: Sequence[str],
-                     lock: LogLock) -> RunLog:
+    def _open_locked(cls, path: Path, header: dict, restart: bool, match_keys: Sequence[str], lock: LogLock) -> RunLog:
         aside = None
         if path.exists() and restart:
             aside = _set_aside(path)

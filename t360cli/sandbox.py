@@ -29,10 +29,20 @@ BODY_LIMIT = 64 * 1024 * 1024  # above this: 413 and the connection is closed un
 LINGER_S = 2.0  # lingering close after an answer that ends the connection
 KIND_BY_PATH = {path: kind for kind, path in ENDPOINTS.items()}
 RECORDS_PATHS = {f"/sandbox/records/{kind}": kind for kind in ENDPOINTS}
-REASONS = {100: "Continue", 200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-           405: "Method Not Allowed", 411: "Length Required", 413: "Content Too Large",
-           429: "Too Many Requests", 431: "Request Header Fields Too Large",
-           500: "Internal Server Error", 503: "Service Unavailable"}
+REASONS = {
+    100: "Continue",
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    411: "Length Required",
+    413: "Content Too Large",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS customers (customerId TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS activities (id INTEGER PRIMARY KEY, eventid TEXT UNIQUE NULL,
@@ -41,10 +51,10 @@ CREATE TABLE IF NOT EXISTS activities (id INTEGER PRIMARY KEY, eventid TEXT UNIQ
 # json_each splits the (already validated) body in C: no per-record Python work to store.
 _INSERT = {
     "customers": "INSERT INTO customers (customerId, data) "
-                 "SELECT json_extract(value, '$.customerId'), value FROM json_each(?) WHERE true "
-                 "ON CONFLICT (customerId) DO UPDATE SET data = excluded.data",
+    "SELECT json_extract(value, '$.customerId'), value FROM json_each(?) WHERE true "
+    "ON CONFLICT (customerId) DO UPDATE SET data = excluded.data",
     "activities": "INSERT OR IGNORE INTO activities (eventid, data) "
-                  "SELECT NULLIF(json_extract(value, '$.eventid'), ''), value FROM json_each(?)",
+    "SELECT NULLIF(json_extract(value, '$.eventid'), ''), value FROM json_each(?)",
 }
 
 
@@ -241,16 +251,19 @@ class Server:
     def stats(self) -> dict[str, int]:
         assert self.store is not None
         customers, activities = self.store.counts()
-        return {"customers": customers, "activities": activities,
-                "requests": self.requests, "duplicates_ignored": self.duplicates_ignored}
+        return {
+            "customers": customers,
+            "activities": activities,
+            "requests": self.requests,
+            "duplicates_ignored": self.duplicates_ignored,
+        }
 
     async def run(self, on_listening: Callable[[int], None], signals: bool = False) -> None:
         """Listen until stop() (or SIGINT/SIGTERM when signals), then close everything."""
         self.loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
         self.store = Store(self.db_path)
         try:
-            server = await asyncio.start_server(self._connection, self.host, self.port,
-                                                limit=HEADER_LIMIT)
+            server = await asyncio.start_server(self._connection, self.host, self.port, limit=HEADER_LIMIT)
             self.port = server.sockets[0].getsockname()[1]
             if signals:
                 for sig in (signal.SIGINT, signal.SIGTERM):
@@ -293,8 +306,7 @@ class Server:
         except asyncio.IncompleteReadError:
             return False
         except asyncio.LimitOverrunError:
-            return await _send(writer, _error(431, "request headers are too large", close=True),
-                               reader)
+            return await _send(writer, _error(431, "request headers are too large", close=True), reader)
         try:
             req = _parse_head(head)
             if req.method == "POST" and req.path in KIND_BY_PATH:
@@ -315,13 +327,11 @@ class Server:
         kind = KIND_BY_PATH.get(req.path)
         if kind is not None:
             if req.method != "POST":
-                return _error(405, f"{req.method} not allowed here: use POST",
-                              headers=[("Allow", "POST")])
+                return _error(405, f"{req.method} not allowed here: use POST", headers=[("Allow", "POST")])
             return await self._post(kind, req, body)
         if req.path == SANDBOX_STATS_PATH or req.path in RECORDS_PATHS:
             if req.method != "GET":
-                return _error(405, f"{req.method} not allowed here: use GET",
-                              headers=[("Allow", "GET")])
+                return _error(405, f"{req.method} not allowed here: use GET", headers=[("Allow", "GET")])
             if req.path == SANDBOX_STATS_PATH:
                 return Response(200, orjson.dumps(self.stats()))
             assert self.store is not None
@@ -330,8 +340,7 @@ class Server:
 
     def _draw(self, f: Faults) -> str | None:
         """Decide this request's random fault (drop, fail, throttle, in that order)."""
-        for name, rate in (("drop", f.drop_rate), ("fail", f.fail_rate),
-                           ("throttle", f.throttle_rate)):
+        for name, rate in (("drop", f.drop_rate), ("fail", f.fail_rate), ("throttle", f.throttle_rate)):
             if rate > 0 and self._rng.random() < rate:
                 return name
         return None
@@ -352,8 +361,9 @@ class Server:
         if fault == "fail":
             return _error(503, "sandbox: injected failure (fail_rate)")
         if fault == "throttle":
-            return _error(429, "sandbox: injected throttling (throttle_rate)",
-                          headers=[("Retry-After", f"{f.retry_after:g}")])
+            return _error(
+                429, "sandbox: injected throttling (throttle_rate)", headers=[("Retry-After", f"{f.retry_after:g}")]
+            )
         if f.max_body_bytes is not None and len(body) > f.max_body_bytes:
             return _error(413, f"body is {len(body)} bytes, at most {f.max_body_bytes}")
         return self._store(kind, body, f.poison)
@@ -376,16 +386,18 @@ class Server:
         return Response(200, orjson.dumps({"accepted": len(records) - dups, "duplicates": dups}))
 
 
-async def _send(writer: asyncio.StreamWriter, resp: Response,
-                reader: asyncio.StreamReader | None = None) -> bool:
+async def _send(writer: asyncio.StreamWriter, resp: Response, reader: asyncio.StreamReader | None = None) -> bool:
     """Write one response; return whether the connection stays open.
 
     With `reader`, a closing answer is followed by a lingering close: unread request bytes
     are drained (for at most LINGER_S) so that the client's TCP stack does not reset the
     connection before the client has read the answer.
     """
-    lines = [f"HTTP/1.1 {resp.status} {REASONS[resp.status]}",
-             "Content-Type: application/json", f"Content-Length: {len(resp.body)}"]
+    lines = [
+        f"HTTP/1.1 {resp.status} {REASONS[resp.status]}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(resp.body)}",
+    ]
     lines += [f"{k}: {v}" for k, v in resp.headers]
     if resp.close:
         lines.append("Connection: close")
@@ -406,9 +418,14 @@ def _url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def serve(host: str = "127.0.0.1", port: int = 8360, db: str | Path = DEFAULT_DB,
-          api_key: str = DEFAULT_API_KEY, faults: Faults | None = None,
-          ready: Callable[[int], None] | None = None) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8360,
+    db: str | Path = DEFAULT_DB,
+    api_key: str = DEFAULT_API_KEY,
+    faults: Faults | None = None,
+    ready: Callable[[int], None] | None = None,
+) -> None:
     """Run the sandbox in the foreground until Ctrl-C or SIGTERM."""
     db = str(db)
     shown = db if db == ":memory:" else str(Path(db).resolve())
@@ -420,8 +437,7 @@ def serve(host: str = "127.0.0.1", port: int = 8360, db: str | Path = DEFAULT_DB
             ready(bound)
 
     try:
-        asyncio.run(server.run(listening, signals=threading.current_thread()
-                               is threading.main_thread()))
+        asyncio.run(server.run(listening, signals=threading.current_thread() is threading.main_thread()))
     except KeyboardInterrupt:
         pass
 
@@ -436,6 +452,7 @@ class Sandbox:
 
     def _call(self, fn: Callable[[], Any]) -> Any:
         """Run fn on the server's loop thread (the only thread that touches its state)."""
+
         async def call() -> Any:
             return fn()
 
@@ -466,8 +483,13 @@ class Sandbox:
         self.close()
 
 
-def serve_in_thread(host: str = "127.0.0.1", port: int = 0, db: str | Path = ":memory:",
-                    api_key: str = DEFAULT_API_KEY, faults: Faults | None = None) -> Sandbox:
+def serve_in_thread(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    db: str | Path = ":memory:",
+    api_key: str = DEFAULT_API_KEY,
+    faults: Faults | None = None,
+) -> Sandbox:
     """Start a sandbox on a daemon thread; return once its port accepts connections."""
     server = Server(host, port, str(db), api_key, faults or Faults())
     started = threading.Event()
@@ -506,8 +528,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int)
     a = p.parse_args(argv)
     try:
-        faults = Faults(a.fail_rate, a.throttle_rate, a.drop_rate, a.latency_ms, a.retry_after,
-                        a.max_body_bytes, a.poison, a.seed)
+        faults = Faults(
+            a.fail_rate, a.throttle_rate, a.drop_rate, a.latency_ms, a.retry_after, a.max_body_bytes, a.poison, a.seed
+        )
     except ValueError as exc:
         p.error(str(exc))
     serve(a.host, a.port, a.db, a.api_key, faults)

@@ -19,25 +19,39 @@ if TYPE_CHECKING:  # pyarrow only once a command runs: cli.main() picks its allo
 PLAIN_EVERY_S = 10.0
 
 SUMMARY_ROWS = [
-    ("rows_read", "rows read"), ("rows_valid", "valid"), ("rows_rejected", "rejected"),
-    ("rows_filtered", "filtered (where)"), ("rows_duplicate", "duplicates skipped"),
-    ("records_valid", "records valid"), ("records_sent", "records sent"),
-    ("batches_total", "batches"), ("batches_sent", "batches acknowledged"),
-    ("batches_failed", "batches failed"), ("batches_skipped", "batches already sent (resumed)"),
-    ("retries", "retries"), ("unattributed_customers", "customers without tracking_data"),
+    ("rows_read", "rows read"),
+    ("rows_valid", "valid"),
+    ("rows_rejected", "rejected"),
+    ("rows_filtered", "filtered (where)"),
+    ("rows_duplicate", "duplicates skipped"),
+    ("records_valid", "records valid"),
+    ("records_sent", "records sent"),
+    ("batches_total", "batches"),
+    ("batches_sent", "batches acknowledged"),
+    ("batches_failed", "batches failed"),
+    ("batches_skipped", "batches already sent (resumed)"),
+    ("retries", "retries"),
+    ("unattributed_customers", "customers without tracking_data"),
 ]
 
 
 class Terminal:
     """The terminal behind one object; tests pass their own streams and is_tty."""
 
-    def __init__(self, out: IO[str] | None = None, err: IO[str] | None = None,
-                 is_tty: bool | None = None, quiet: bool = False, verbose: bool = False,
-                 width: int | None = None) -> None:
+    def __init__(
+        self,
+        out: IO[str] | None = None,
+        err: IO[str] | None = None,
+        is_tty: bool | None = None,
+        quiet: bool = False,
+        verbose: bool = False,
+        width: int | None = None,
+    ) -> None:
         self.out_stream = out or sys.stdout
         self.is_tty = self.out_stream.isatty() if is_tty is None else is_tty
-        self.out = Console(file=self.out_stream, force_terminal=self.is_tty, width=width,
-                           highlight=False, soft_wrap=not self.is_tty)
+        self.out = Console(
+            file=self.out_stream, force_terminal=self.is_tty, width=width, highlight=False, soft_wrap=not self.is_tty
+        )
         self.err = Console(file=err or sys.stderr, highlight=False, width=width, soft_wrap=True)
         self.quiet, self.verbose = quiet, verbose
         self.bar: Progress | None = None
@@ -56,9 +70,15 @@ class Terminal:
         if not self.is_tty:
             self.out.print(f"t360: {title}", markup=False)
             return
-        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                            TextColumn("{task.fields[stats]}"), TimeElapsedColumn(),
-                            TimeRemainingColumn(), console=self.out, transient=True)
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.out,
+            transient=True,
+        )
         self.task = self.bar.add_task(escape(title[:40]), total=None, stats="")
         self.bar.start()
 
@@ -71,8 +91,10 @@ class Terminal:
         elapsed = max(time.monotonic() - self.started, 1e-6)
         stats = f"rows {counts.rows_read:,}  rejected {counts.rows_rejected:,}"
         if not self.dry_run:
-            stats += (f"  sent {counts.records_sent:,}  requests {counts.batches_sent + counts.batches_failed:,}"
-                      f"  retries {self.retries:,}  {counts.records_sent / elapsed:,.0f} rec/s")
+            stats += (
+                f"  sent {counts.records_sent:,}  requests {counts.batches_sent + counts.batches_failed:,}"
+                f"  retries {self.retries:,}  {counts.records_sent / elapsed:,.0f} rec/s"
+            )
         else:
             stats += f"  {counts.rows_read / elapsed:,.0f} rows/s"
         if self.bar is not None and self.task is not None:
@@ -116,8 +138,10 @@ def _visible(report: dict[str, Any]) -> list[tuple[str, Any]]:
     rows = []
     for key, label in SUMMARY_ROWS:
         value = report.get(key)
-        if value is None or (report.get("dry_run") and key in ("records_sent", "batches_sent",
-                                                                "batches_failed", "batches_skipped", "retries")):
+        if value is None or (
+            report.get("dry_run")
+            and key in ("records_sent", "batches_sent", "batches_failed", "batches_skipped", "retries")
+        ):
             continue
         rows.append((label, f"{value:,}"))
     if report.get("http_status_counts"):

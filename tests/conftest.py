@@ -71,9 +71,17 @@ def key_file(tmp_path: Path) -> Path:
 
 def settings_for(sb: Sandbox, key_file: Path, **kw: Any) -> Settings:
     """Settings pointing at the sandbox, with fast retries unless told otherwise."""
-    base: dict[str, Any] = dict(base_url=sb.url, api_key_file=str(key_file), state_dir=".t360",
-                                batch_size=20, concurrency=4, max_attempts=8,
-                                backoff_initial_s=0.001, backoff_max_s=0.01, timeout_s=10)
+    base: dict[str, Any] = dict(
+        base_url=sb.url,
+        api_key_file=str(key_file),
+        state_dir=".t360",
+        batch_size=20,
+        concurrency=4,
+        max_attempts=8,
+        backoff_initial_s=0.001,
+        backoff_max_s=0.01,
+        timeout_s=10,
+    )
     base.update(kw)
     return Settings(**base)
 
@@ -86,9 +94,16 @@ def write(path: Path, text: str) -> Path:
 def deposit_rows(n: int, start: int = 1) -> list[dict[str, str]]:
     """n deposit rows as the export holds them (each with its own Txn ID)."""
     ccys = ("USD", "EUR", "GBP")
-    return [{"Txn ID": f"TX-{i:06d}", "Login": f"{5100000 + i % 37}",
-             "Date": f"2025-07-{1 + i % 28:02d} {i % 24:02d}:{i % 60:02d}:59",
-             "Amount": f"{i}.{i % 100:02d}", "Ccy": ccys[i % 3]} for i in range(start, start + n)]
+    return [
+        {
+            "Txn ID": f"TX-{i:06d}",
+            "Login": f"{5100000 + i % 37}",
+            "Date": f"2025-07-{1 + i % 28:02d} {i % 24:02d}:{i % 60:02d}:59",
+            "Amount": f"{i}.{i % 100:02d}",
+            "Ccy": ccys[i % 3],
+        }
+        for i in range(start, start + n)
+    ]
 
 
 def deposits_csv(path: Path, rows: list[dict[str, str]]) -> Path:
@@ -99,8 +114,14 @@ def deposits_csv(path: Path, rows: list[dict[str, str]]) -> Path:
 
 def expected_deposit(row: dict[str, str]) -> dict[str, str]:
     """The record the guide's Deposit example shape says this row becomes."""
-    return {"customerid": f"fx_{row['Login']}", "eventname": "Deposit", "eventid": row["Txn ID"],
-            "createtime": row["Date"][:16], "Value": row["Amount"], "Currency": row["Ccy"]}
+    return {
+        "customerid": f"fx_{row['Login']}",
+        "eventname": "Deposit",
+        "eventid": row["Txn ID"],
+        "createtime": row["Date"][:16],
+        "Value": row["Amount"],
+        "Currency": row["Ccy"],
+    }
 
 
 def mapping(tmp: Path, text: str, name: str = "mapping.yaml") -> Path:
@@ -108,8 +129,9 @@ def mapping(tmp: Path, text: str, name: str = "mapping.yaml") -> Path:
 
 
 def counts_add_up(report: dict[str, Any]) -> bool:
-    return report["rows_read"] == (report["rows_valid"] + report["rows_rejected"]
-                                   + report["rows_filtered"] + report["rows_duplicate"])
+    return report["rows_read"] == (
+        report["rows_valid"] + report["rows_rejected"] + report["rows_filtered"] + report["rows_duplicate"]
+    )
 
 
 def assert_no_key(tmp: Path, *texts: str) -> int:
@@ -124,11 +146,11 @@ def assert_no_key(tmp: Path, *texts: str) -> int:
     return scanned
 
 
-def cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
-        timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run `python -m t360cli ARGS` in cwd with a clean environment plus env."""
-    return subprocess.run([*T360, *args], cwd=cwd, env=cli_env(env), capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run([*T360, *args], cwd=cwd, env=cli_env(env), capture_output=True, text=True, timeout=timeout)
 
 
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:

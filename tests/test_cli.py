@@ -33,10 +33,30 @@ fields:
   customerId: {template: "fx_{Logn}"}
 """
 # SPEC 7: every key the report holds.
-REPORT_KEYS = {"kind", "dry_run", "files", "rows_read", "rows_valid", "rows_filtered", "rows_rejected",
-               "rows_duplicate", "records_valid", "records_sent", "batches_total", "batches_sent",
-               "batches_failed", "batches_skipped", "retries", "http_status_counts", "unattributed_customers",
-               "log", "rejects", "duration_s", "exit_code", "totals"}
+REPORT_KEYS = {
+    "kind",
+    "dry_run",
+    "files",
+    "rows_read",
+    "rows_valid",
+    "rows_filtered",
+    "rows_rejected",
+    "rows_duplicate",
+    "records_valid",
+    "records_sent",
+    "batches_total",
+    "batches_sent",
+    "batches_failed",
+    "batches_skipped",
+    "retries",
+    "http_status_counts",
+    "unattributed_customers",
+    "log",
+    "rejects",
+    "duration_s",
+    "exit_code",
+    "totals",
+}
 
 
 def csv_rows(n: int, bad: set[int] = frozenset()) -> str:
@@ -73,8 +93,9 @@ def one_error(result: Result) -> str:
 def load_report(path: Path) -> dict:
     report = json.loads(path.read_text(encoding="utf-8"))
     assert set(report) == REPORT_KEYS
-    assert report["rows_read"] == (report["rows_valid"] + report["rows_rejected"] + report["rows_filtered"]
-                                   + report["rows_duplicate"])
+    assert report["rows_read"] == (
+        report["rows_valid"] + report["rows_rejected"] + report["rows_filtered"] + report["rows_duplicate"]
+    )
     return report
 
 
@@ -91,6 +112,7 @@ def sandbox() -> Iterator:
 
 
 # -- validate: exit codes -----------------------------------------------------------------
+
 
 def test_validate_all_valid_exits_0(work: Path) -> None:
     result = t360("validate", "good.csv", "-m", "m.yaml", "--report", "r.json")
@@ -117,8 +139,10 @@ def test_validate_with_rejects_exits_1(work: Path) -> None:
 def test_mapping_error_exits_2_with_one_line() -> None:
     result = t360("validate", "good.csv", "-m", "bad.yaml")
     assert result.exit_code == 2
-    assert one_error(result) == ("error: bad.yaml, line 3: column 'Logn' is not in good.csv. "
-                                 "Did you mean 'Login'? Its columns are: Login, Country.")
+    assert one_error(result) == (
+        "error: bad.yaml, line 3: column 'Logn' is not in good.csv. "
+        "Did you mean 'Login'? Its columns are: Login, Country."
+    )
     assert result.stdout == ""
 
 
@@ -131,15 +155,18 @@ def test_missing_file_exits_2() -> None:
     assert "nope.yaml" in one_error(result)
 
 
-@pytest.mark.parametrize("file, limit, code", [
-    ("one_bad.csv", "1", 1),     # exactly at the limit: fine
-    ("two_bad.csv", "1", 3),     # above it: stopped
-    ("one_bad.csv", "10%", 1),   # 1 of 10 rows = 10%: at the limit
-    ("two_bad.csv", "10%", 3),   # 2 of 10 rows = 20%
-    ("two_bad.csv", "20%", 1),
-    ("one_bad.csv", "0", 3),
-    ("good.csv", "0", 0),
-])
+@pytest.mark.parametrize(
+    "file, limit, code",
+    [
+        ("one_bad.csv", "1", 1),  # exactly at the limit: fine
+        ("two_bad.csv", "1", 3),  # above it: stopped
+        ("one_bad.csv", "10%", 1),  # 1 of 10 rows = 10%: at the limit
+        ("two_bad.csv", "10%", 3),  # 2 of 10 rows = 20%
+        ("two_bad.csv", "20%", 1),
+        ("one_bad.csv", "0", 3),
+        ("good.csv", "0", 0),
+    ],
+)
 def test_max_rejects(work: Path, file: str, limit: str, code: int) -> None:
     result = t360("validate", file, "-m", "m.yaml", "--max-rejects", limit, "--report", "r.json")
     assert result.exit_code == code, result.output
@@ -147,7 +174,9 @@ def test_max_rejects(work: Path, file: str, limit: str, code: int) -> None:
     assert report["exit_code"] == code
     if code == 3:
         line = one_error(result)
-        assert line.startswith(f"error: {report['rows_rejected']} of 10 rows are invalid, more than --max-rejects {limit}.")
+        assert line.startswith(
+            f"error: {report['rows_rejected']} of 10 rows are invalid, more than --max-rejects {limit}."
+        )
         assert report["rejects"] and Path(report["rejects"]).is_file()
     else:
         assert result.stderr == ""
@@ -178,6 +207,7 @@ def test_bad_command_lines_exit_2(args: list[str]) -> None:
 
 # -- upload: dry run, key, URL --------------------------------------------------------------
 
+
 def test_dry_run_equals_validate_and_connects_nowhere(work: Path) -> None:
     with socket.socket() as listener:  # a port that records any connection attempt
         listener.bind(("127.0.0.1", 0))
@@ -205,8 +235,9 @@ def test_dry_run_equals_validate_and_connects_nowhere(work: Path) -> None:
 def test_upload_without_key_exits_2_naming_the_variable(work: Path) -> None:
     result = t360("upload", "good.csv", "-m", "m.yaml", "--base-url", f"http://127.0.0.1:{free_port()}")
     assert result.exit_code == 2
-    assert one_error(result) == ("error: no API key: $T360_API_KEY is not set. "
-                                 "Export T360_API_KEY=... or set api_key_file in the config.")
+    assert one_error(result) == (
+        "error: no API key: $T360_API_KEY is not set. Export T360_API_KEY=... or set api_key_file in the config."
+    )
     assert not list(work.glob(".t360/runs/*.jsonl"))
 
 
@@ -219,21 +250,30 @@ def test_upload_with_api_key_file_and_whitespace(work: Path, sandbox) -> None:
     assert (report["records_sent"], report["batches_sent"], report["batches_failed"]) == (9, 1, 0)
     assert sandbox.stats()["customers"] == 9
     log = Path(report["log"])
-    texts = [result.stdout, result.stderr, (work / "r.json").read_text(), log.read_text(),
-             Path(report["rejects"]).read_text()]
+    texts = [
+        result.stdout,
+        result.stderr,
+        (work / "r.json").read_text(),
+        log.read_text(),
+        Path(report["rejects"]).read_text(),
+    ]
     assert all(KEY not in text for text in texts)
     status = t360("status", str(log))
     assert status.exit_code == 0
     assert "batches: 1 acknowledged, 0 failed (0 records pending)" in status.stdout
 
 
-def test_upload_stopped_by_max_rejects_sends_nothing_and_reports(work: Path, sandbox,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_upload_stopped_by_max_rejects_sends_nothing_and_reports(
+    work: Path, sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("T360_API_KEY", KEY)
-    result = t360("upload", "two_bad.csv", "-m", "m.yaml", "--base-url", sandbox.url,
-                  "--max-rejects", "10%", "--report", "r.json")
+    result = t360(
+        "upload", "two_bad.csv", "-m", "m.yaml", "--base-url", sandbox.url, "--max-rejects", "10%", "--report", "r.json"
+    )
     assert result.exit_code == 3
-    assert one_error(result).startswith("error: 2 of 10 rows are invalid, more than --max-rejects 10%; nothing was sent.")
+    assert one_error(result).startswith(
+        "error: 2 of 10 rows are invalid, more than --max-rejects 10%; nothing was sent."
+    )
     report = load_report(work / "r.json")
     assert (report["exit_code"], report["dry_run"], report["records_sent"]) == (3, False, 0)
     assert sandbox.stats()["requests"] == 0
@@ -243,8 +283,10 @@ def test_plain_http_to_a_remote_host_refused(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("T360_API_KEY", KEY)
     result = t360("upload", "good.csv", "-m", "m.yaml", "--base-url", "http://api.example.com")
     assert result.exit_code == 2
-    assert one_error(result) == ("error: refusing plain http to api.example.com: the API key would travel "
-                                 "unencrypted. Use https, or set allow_insecure_http: true in the config.")
+    assert one_error(result) == (
+        "error: refusing plain http to api.example.com: the API key would travel "
+        "unencrypted. Use https, or set allow_insecure_http: true in the config."
+    )
 
 
 def test_allow_insecure_http_warns_and_sends(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -267,6 +309,7 @@ def test_allow_insecure_http_warns_and_sends(work: Path, monkeypatch: pytest.Mon
 
 
 # -- verbose, unexpected errors ----------------------------------------------------------------
+
 
 def test_verbose_shows_traceback_and_setting_sources(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (work / "c.yaml").write_text("concurrency: 2\n", encoding="utf-8")
@@ -316,6 +359,7 @@ def test_keyboard_interrupt_exits_130(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # -- status, mapping init, help -----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("content", ["garbage\n", "", '{"kind": "customers"}\n{not json\n{"index": 0}\n'])
 def test_status_on_a_damaged_log_exits_2(work: Path, content: str) -> None:
@@ -381,6 +425,7 @@ def test_version() -> None:
 
 
 # -- the real script ------------------------------------------------------------------------------
+
 
 def script(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).parent / "t360"

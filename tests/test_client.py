@@ -51,14 +51,22 @@ class FakeTime:
 def make(handler, ft: FakeTime | None = None, **kw) -> Sender:
     ft = ft or FakeTime()
     kw.setdefault("random", lambda: 1.0)
-    return Sender(base_url=BASE, endpoint=EP, api_key=KEY, transport=httpx.MockTransport(handler),
-                  sleep=ft.sleep, clock=ft.clock, **kw)
+    return Sender(
+        base_url=BASE,
+        endpoint=EP,
+        api_key=KEY,
+        transport=httpx.MockTransport(handler),
+        sleep=ft.sleep,
+        clock=ft.clock,
+        **kw,
+    )
 
 
 def send_once(sender: Sender, n: int, part) -> SendResult:
     async def go() -> SendResult:
         async with sender:
             return await sender.send(n, part)
+
     return asyncio.run(go())
 
 
@@ -74,6 +82,7 @@ def scripted(*answers):
         if isinstance(answer, tuple):
             return httpx.Response(answer[0], headers=answer[1])
         return httpx.Response(answer, json={"ok": answer < 300})
+
     return handler, seen
 
 
@@ -126,8 +135,7 @@ def test_backoff_full_jitter_bounds_and_max_attempts_exhausted():
 
 
 def test_timeouts_and_dropped_connections_are_retried():
-    handler, seen = scripted(httpx.ReadTimeout, httpx.RemoteProtocolError, httpx.ConnectError,
-                             httpx.ReadError, 201)
+    handler, seen = scripted(httpx.ReadTimeout, httpx.RemoteProtocolError, httpx.ConnectError, httpx.ReadError, 201)
     res = send_once(make(handler), 2, part_of(recs(2)))
     assert res.acked == [(0, 2)]
     assert res.statuses == {"timeout": 1, "dropped": 2, "connect": 1, "201": 1}
@@ -186,7 +194,7 @@ def test_422_text_message_is_trimmed_to_300_chars():
         return httpx.Response(422, text="  bad   record " + "x" * 1000)
 
     res = send_once(make(handler), 1, part_of(recs(1)))
-    (index, status, message), = res.refused
+    ((index, status, message),) = res.refused
     assert (index, status) == (0, 422)
     assert message.startswith("bad record xxx") and len(message) == 300
 
@@ -204,8 +212,7 @@ def test_other_4xx_is_not_retried():
 def test_header_and_body_exactness():
     handler, seen = scripted(200)
     records = recs(3)
-    sender = Sender(base_url=BASE + "/", endpoint=EP, api_key=KEY,
-                    transport=httpx.MockTransport(handler))
+    sender = Sender(base_url=BASE + "/", endpoint=EP, api_key=KEY, transport=httpx.MockTransport(handler))
     send_once(sender, 3, part_of(records))
     (req,) = seen
     assert req.method == "POST"
@@ -247,7 +254,8 @@ def test_401_stops_concurrent_sends():
         sender = make(handler)
         async with sender:
             results = await asyncio.gather(
-                *(sender.send(10, part_of(recs(10))) for _ in range(4)), return_exceptions=True)
+                *(sender.send(10, part_of(recs(10))) for _ in range(4)), return_exceptions=True
+            )
             later = await sender.send(3, part_of(recs(3)))
         return results, later
 
@@ -300,8 +308,9 @@ def test_stop_during_backoff_sends_nothing_more():
         holder["s"].stop()
         await asyncio.sleep(0)
 
-    sender = Sender(base_url=BASE, endpoint=EP, api_key=KEY, transport=httpx.MockTransport(handler),
-                    sleep=stopping_sleep)
+    sender = Sender(
+        base_url=BASE, endpoint=EP, api_key=KEY, transport=httpx.MockTransport(handler), sleep=stopping_sleep
+    )
     holder["s"] = sender
     res = send_once(sender, 4, part_of(recs(4)))
     assert len(seen) == 1 and res.requests == 1
@@ -312,8 +321,7 @@ def test_stop_wakes_a_long_real_wait():
     handler, seen = scripted((503, {"Retry-After": "60"}))
 
     async def go():
-        sender = Sender(base_url=BASE, endpoint=EP, api_key=KEY,
-                        transport=httpx.MockTransport(handler))
+        sender = Sender(base_url=BASE, endpoint=EP, api_key=KEY, transport=httpx.MockTransport(handler))
         async with sender:
             asyncio.get_running_loop().call_later(0.05, sender.stop)
             return await asyncio.wait_for(sender.send(1, part_of(recs(1))), 10)

@@ -37,8 +37,9 @@ def test_defaults_without_any_config() -> None:
 
 
 def test_precedence_cli_over_env_over_file_over_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = write(tmp_path / "c.yaml", "base_url: https://file.example\nstate_dir: file-state\n"
-                                     "batch_size: 100\nconcurrency: 2\n")
+    cfg = write(
+        tmp_path / "c.yaml", "base_url: https://file.example\nstate_dir: file-state\nbatch_size: 100\nconcurrency: 2\n"
+    )
     s = resolve(cfg, {})
     assert (s.base_url, s.state_dir, s.batch_size, s.timeout_s) == ("https://file.example", "file-state", 100, 30.0)
     assert s.sources["base_url"] == f"config file {cfg}"
@@ -94,9 +95,12 @@ def test_retry_keys_belong_under_retry(tmp_path: Path) -> None:
 
 
 def test_all_invalid_keys_in_one_message(tmp_path: Path) -> None:
-    cfg = write(tmp_path / "c.yaml", "batchsize: 5\nconcurrency: many\nallow_insecure_http: maybe\n"
-                                     "timeout_s: 0\nbase_url: 12\nbatch_size: 2.5\n"
-                                     "retry: {max_attempts: -1}\nstate_dir:\n")
+    cfg = write(
+        tmp_path / "c.yaml",
+        "batchsize: 5\nconcurrency: many\nallow_insecure_http: maybe\n"
+        "timeout_s: 0\nbase_url: 12\nbatch_size: 2.5\n"
+        "retry: {max_attempts: -1}\nstate_dir:\n",
+    )
     with pytest.raises(UsageError) as err:
         resolve(cfg, {})
     assert err.value.exit_code == ExitCode.USAGE
@@ -115,17 +119,22 @@ def test_all_invalid_keys_in_one_message(tmp_path: Path) -> None:
 
 
 def test_valid_types_are_coerced(tmp_path: Path) -> None:
-    cfg = write(tmp_path / "c.yaml", "batch_size: '250'\ntimeout_s: 5\nrate_limit: 2\n"
-                                     "allow_insecure_http: true\nbase_url: null\n")
+    cfg = write(
+        tmp_path / "c.yaml",
+        "batch_size: '250'\ntimeout_s: 5\nrate_limit: 2\nallow_insecure_http: true\nbase_url: null\n",
+    )
     s = resolve(cfg, {})
     assert (s.batch_size, s.timeout_s, s.rate_limit, s.allow_insecure_http, s.base_url) == (250, 5.0, 2.0, True, None)
     assert isinstance(s.timeout_s, float) and isinstance(s.batch_size, int)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("- a\n- b\n", "must be a YAML map of settings"),
-    ("batch_size: [1\n", "is not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("- a\n- b\n", "must be a YAML map of settings"),
+        ("batch_size: [1\n", "is not valid YAML"),
+    ],
+)
 def test_bad_config_files(tmp_path: Path, text: str, expected: str) -> None:
     cfg = write(tmp_path / "c.yaml", text)
     with pytest.raises(UsageError, match=expected):
@@ -199,9 +208,14 @@ def test_remote_http_refused_unless_allowed() -> None:
     assert warnings == ["warning: sending the API key over plain http to api.example.com."]
 
 
-@pytest.mark.parametrize("url, expected", [
-    (None, "no base URL"), ("ftp://x.example", r"is not an http\(s\) URL"), ("https://", r"is not an http\(s\) URL"),
-])
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        (None, "no base URL"),
+        ("ftp://x.example", r"is not an http\(s\) URL"),
+        ("https://", r"is not an http\(s\) URL"),
+    ],
+)
 def test_bad_base_urls(url: str | None, expected: str) -> None:
     with pytest.raises(UsageError, match=expected):
         Settings(base_url=url).check_url()

@@ -20,10 +20,34 @@ RETRY_KEYS = ("max_attempts", "backoff_initial_s", "backoff_max_s")
 NOT_CONFIG = ("config_path", "sources")
 
 # Every key SPEC section 3 names, and the field types it lists.
-SPEC3_KEYS = ("kind", "source", "format", "delimiter", "encoding", "sheet", "decimal", "thousands",
-              "timezone", "output_timezone", "where", "fields", "column", "value", "template", "type",
-              "default", "map", "required", "max_length", "events", "aggregate", "by", "sum", "count",
-              "generate")
+SPEC3_KEYS = (
+    "kind",
+    "source",
+    "format",
+    "delimiter",
+    "encoding",
+    "sheet",
+    "decimal",
+    "thousands",
+    "timezone",
+    "output_timezone",
+    "where",
+    "fields",
+    "column",
+    "value",
+    "template",
+    "type",
+    "default",
+    "map",
+    "required",
+    "max_length",
+    "events",
+    "aggregate",
+    "by",
+    "sum",
+    "count",
+    "generate",
+)
 SPEC3_TYPES = ("string", "decimal", "integer", "datetime", "date", "currency", "country")
 
 
@@ -42,8 +66,16 @@ def commands() -> list[tuple[str, object]]:
 
 def test_commands_found() -> None:
     names = {name for name, _ in commands()}
-    assert {"t360 upload", "t360 validate", "t360 replay", "t360 status", "t360 mapping", "t360 mapping init",
-            "t360 sandbox", "t360 demo"} <= names
+    assert {
+        "t360 upload",
+        "t360 validate",
+        "t360 replay",
+        "t360 status",
+        "t360 mapping",
+        "t360 mapping init",
+        "t360 sandbox",
+        "t360 demo",
+    } <= names
 
 
 @pytest.mark.parametrize("name, cmd", commands(), ids=lambda x: x if isinstance(x, str) else "")
@@ -108,13 +140,26 @@ def test_config_example_commented_keys_are_valid(tmp_path: Path, monkeypatch: py
     assert s.api_key_file and s.allow_insecure_http is False
 
 
-@pytest.mark.parametrize("key", sorted(set(SPEC3_KEYS + SPEC3_TYPES + mapping.TOP_KEYS + mapping.SOURCE_KEYS
-                                          + mapping.FIELD_KEYS + mapping.TYPES)))
+@pytest.mark.parametrize(
+    "key",
+    sorted(set(SPEC3_KEYS + SPEC3_TYPES + mapping.TOP_KEYS + mapping.SOURCE_KEYS + mapping.FIELD_KEYS + mapping.TYPES)),
+)
 def test_every_mapping_key_in_readme(key: str) -> None:
     assert re.search(rf"\b{key}\b", README), f"README does not mention the mapping key/type {key}"
 
 
 def test_readme_names_the_exit_codes_and_env_vars() -> None:
-    for text in ("`0`", "`1`", "`2`", "`3`", "`130`", "T360_API_KEY", "T360_BASE_URL", "T360_CONFIG",
-                 "T360_STATE_DIR", "api_key_file", "allow_insecure_http"):
+    for text in (
+        "`0`",
+        "`1`",
+        "`2`",
+        "`3`",
+        "`130`",
+        "T360_API_KEY",
+        "T360_BASE_URL",
+        "T360_CONFIG",
+        "T360_STATE_DIR",
+        "api_key_file",
+        "allow_insecure_http",
+    ):
         assert text in README, text

@@ -31,8 +31,15 @@ from t360cli.report import RejectsWriter
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 UPDATE = os.environ.get("T360_UPDATE_GOLDEN") == "1"
-COUNTS = ("rows_read", "rows_valid", "rows_rejected", "rows_filtered", "rows_duplicate",
-          "records_valid", "unattributed_customers")
+COUNTS = (
+    "rows_read",
+    "rows_valid",
+    "rows_rejected",
+    "rows_filtered",
+    "rows_duplicate",
+    "records_valid",
+    "unattributed_customers",
+)
 
 # Goldens that hold the SPEC's answer while the code still gives another; the test is an
 # expected failure until the code is fixed (strict: it fails once the bug is gone, as a
@@ -56,7 +63,8 @@ def run(data: Path, mapping: Path, tmp: Path, chunk_rows: int | None = None) -> 
             rejected = [[int(r["source_line"]), r["reason"]] for r in csv.DictReader(f)]
     counts = dataclasses.asdict(pipe.counts)
     return {
-        "file": data.name, "mapping": mapping.name,
+        "file": data.name,
+        "mapping": mapping.name,
         "counts": {k: counts[k] for k in COUNTS},
         "totals": pipe.totals.as_json() if m.kind == "activities" else None,
         "rejects": rejected,
@@ -67,11 +75,12 @@ def run(data: Path, mapping: Path, tmp: Path, chunk_rows: int | None = None) -> 
 
 def dump(golden: dict[str, Any]) -> str:
     """The golden as reviewable JSON: one record or reject per line."""
+
     def rows(items: list[Any], indent: str) -> str:
         inner = (",\n" + indent + " ").join(json.dumps(i, ensure_ascii=False) for i in items)
         return f"[\n{indent} {inner}\n{indent}]" if items else "[]"
-    parts = [f'"{k}": {json.dumps(golden[k], ensure_ascii=False)}'
-             for k in ("file", "mapping", "counts", "totals")]
+
+    parts = [f'"{k}": {json.dumps(golden[k], ensure_ascii=False)}' for k in ("file", "mapping", "counts", "totals")]
     parts.append(f'"rejects": {rows(golden["rejects"], " ")}')
     parts.append('"bodies": [' + ", ".join(rows(b, "  ") for b in golden["bodies"]) + "]")
     return "{\n " + ",\n ".join(parts) + "\n}\n"

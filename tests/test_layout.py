@@ -36,19 +36,35 @@ def imported(path: Path, package: str = "t360cli") -> set[str]:
 
 def test_the_package_is_there() -> None:
     assert {"t360cli/cli.py", "t360cli/ui.py", "t360cli/sandbox.py", "t360cli/contract.py"} <= {
-        name_of(p) for p in MODULES}
+        name_of(p) for p in MODULES
+    }
 
 
 def test_imported_finds_every_form(tmp_path: Path) -> None:
     src = tmp_path / "m.py"
-    src.write_text("import rich.table\nfrom typer import Exit\nfrom . import contract\n"
-                   "from .errors import X\nfrom t360cli import config, ui\ndef f():\n    import yaml\n")
-    assert imported(src) == {"rich.table", "typer", "t360cli", "t360cli.contract", "t360cli.errors",
-                             "t360cli.config", "t360cli.ui", "yaml"}
+    src.write_text(
+        "import rich.table\nfrom typer import Exit\nfrom . import contract\n"
+        "from .errors import X\nfrom t360cli import config, ui\ndef f():\n    import yaml\n"
+    )
+    assert imported(src) == {
+        "rich.table",
+        "typer",
+        "t360cli",
+        "t360cli.contract",
+        "t360cli.errors",
+        "t360cli.config",
+        "t360cli.ui",
+        "yaml",
+    }
     sub = tmp_path / "s.py"
     sub.write_text("from . import csv\nfrom .. import ui\nfrom ..errors import E\n")
-    assert imported(sub, "t360cli.readers") == {"t360cli.readers", "t360cli.readers.csv", "t360cli",
-                                                "t360cli.ui", "t360cli.errors"}
+    assert imported(sub, "t360cli.readers") == {
+        "t360cli.readers",
+        "t360cli.readers.csv",
+        "t360cli",
+        "t360cli.ui",
+        "t360cli.errors",
+    }
 
 
 def package_of(path: Path) -> str:

@@ -20,22 +20,42 @@ from t360cli.demo import DEMO_FILES, SAMPLES
 from t360cli.mapping import load_mapping
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
-EXPORTS = list(dict.fromkeys((data, load_mapping(SAMPLES / m).kind, m) for data, m in DEMO_FILES
-                             if m != "daily_events.yaml"))  # one run per export file
+EXPORTS = list(
+    dict.fromkeys((data, load_mapping(SAMPLES / m).kind, m) for data, m in DEMO_FILES if m != "daily_events.yaml")
+)  # one run per export file
 
 # export -> {target: column} the starter must find, and `source:` keys it must write
 MATCHES: dict[str, tuple[dict[str, str], dict[str, str]]] = {
-    "customers.csv": ({"customerId": "Login", "regtime": "Registration Date", "country": "Country",
-                       "tracking_data": "Campaign", "firstName": "First Name"}, {}),
-    "deposits.xlsx": ({"customerid": "Login", "eventid": "Txn ID", "createtime": "Date",
-                       "Value": "Amount", "Currency": "Ccy"}, {"sheet": "Deposits", "decimal": ","}),
-    "withdrawals.csv": ({"customerid": "Account ID", "eventid": "Txn ID", "createtime": "Request Date",
-                         "Value": "Amount", "Currency": "Ccy"}, {"encoding": "cp1252"}),
+    "customers.csv": (
+        {
+            "customerId": "Login",
+            "regtime": "Registration Date",
+            "country": "Country",
+            "tracking_data": "Campaign",
+            "firstName": "First Name",
+        },
+        {},
+    ),
+    "deposits.xlsx": (
+        {"customerid": "Login", "eventid": "Txn ID", "createtime": "Date", "Value": "Amount", "Currency": "Ccy"},
+        {"sheet": "Deposits", "decimal": ","},
+    ),
+    "withdrawals.csv": (
+        {
+            "customerid": "Account ID",
+            "eventid": "Txn ID",
+            "createtime": "Request Date",
+            "Value": "Amount",
+            "Currency": "Ccy",
+        },
+        {"encoding": "cp1252"},
+    ),
     "daily_trading.csv": ({"customerid": "Login", "createtime": "Report Date", "Currency": "Ccy"}, {}),
-    "ib_rebates.jsonl": ({"customerid": "login", "eventid": "ticket", "createtime": "close_time",
-                          "Currency": "currency"}, {}),
-    "trades.csv": ({"customerid": "Login", "eventid": "Ticket", "createtime": "Close Time",
-                    "Currency": "Ccy"}, {}),
+    "ib_rebates.jsonl": (
+        {"customerid": "login", "eventid": "ticket", "createtime": "close_time", "Currency": "currency"},
+        {},
+    ),
+    "trades.csv": ({"customerid": "Login", "eventid": "Ticket", "createtime": "Close Time", "Currency": "Ccy"}, {}),
 }
 
 
@@ -83,8 +103,11 @@ def test_starter_validates_and_matches(data: str, kind: str, mapping: str, here:
 
 def test_types_chosen_from_values(here: Path) -> None:
     _, customers, _ = init(SAMPLES / "customers.csv", "customers", here / "c.yaml")
-    assert customers["fields"]["regtime"] == {"column": "Registration Date", "type": "datetime",
-                                              "format": "%d/%m/%Y %H:%M"}
+    assert customers["fields"]["regtime"] == {
+        "column": "Registration Date",
+        "type": "datetime",
+        "format": "%d/%m/%Y %H:%M",
+    }
     assert customers["fields"]["country"]["type"] == "country"
     assert "type" not in customers["fields"]["customerId"]  # ids stay text: 0048812 keeps its zeros
     _, deposits, _ = init(SAMPLES / "deposits.xlsx", "activities", here / "d.yaml")
@@ -96,18 +119,26 @@ def test_types_chosen_from_values(here: Path) -> None:
 def test_unmapped_columns_are_listed(here: Path) -> None:
     result, _, text = init(SAMPLES / "customers.csv", "customers", here / "c.yaml")
     assert "left unmapped: Email, Account Type, Sales Status" in result.stderr
-    for line in ('#  email: {column: "Email"}', '#  accounttype: {column: "Account Type"}',
-                 '#  salesstatus: {column: "Sales Status"}'):
+    for line in (
+        '#  email: {column: "Email"}',
+        '#  accounttype: {column: "Account Type"}',
+        '#  salesstatus: {column: "Sales Status"}',
+    ):
         assert line in text
 
 
 def test_synonyms_tag_country_code_client_id(here: Path) -> None:
-    (here / "crm.csv").write_text("Client ID,Tag,Country Code,Registration Date,Ccy\n"
-                                  "A1,t_1,ES,2025-07-01 10:00,EUR\nA2,,de,2025-07-02 11:30,usd\n")
+    (here / "crm.csv").write_text(
+        "Client ID,Tag,Country Code,Registration Date,Ccy\n"
+        "A1,t_1,ES,2025-07-01 10:00,EUR\nA2,,de,2025-07-02 11:30,usd\n"
+    )
     _, parsed, _ = init(here / "crm.csv", "customers", here / "crm.yaml")
     assert {t: s["column"] for t, s in parsed["fields"].items()} == {
-        "customerId": "Client ID", "regtime": "Registration Date", "country": "Country Code",
-        "tracking_data": "Tag"}
+        "customerId": "Client ID",
+        "regtime": "Registration Date",
+        "country": "Country Code",
+        "tracking_data": "Tag",
+    }
     assert validate(here / "crm.csv", here / "crm.yaml", here / "r.json")["rows_valid"] == 2
     _, acts, _ = init(here / "crm.csv", "activities", here / "acts.yaml")
     assert acts["fields"]["customerid"]["column"] == "Client ID"
@@ -116,8 +147,7 @@ def test_synonyms_tag_country_code_client_id(here: Path) -> None:
 
 def test_ambiguous_day_month_dates_get_a_comment(here: Path) -> None:
     rows = ["03/04/2025 10:00", "05/06/2025 11:30", "11/12/2025 09:15", "01/02/2025 18:45"]
-    (here / "dep.csv").write_text("Login,Date,Amount\n" + "".join(
-        f"{i},{d},{i}00.00\n" for i, d in enumerate(rows, 1)))
+    (here / "dep.csv").write_text("Login,Date,Amount\n" + "".join(f"{i},{d},{i}00.00\n" for i, d in enumerate(rows, 1)))
     _, parsed, text = init(here / "dep.csv", "activities", here / "dep.yaml")
     line = next(x for x in text.splitlines() if x.startswith("  createtime:"))
     assert "# AMBIGUOUS: these dates read as %d/%m/%Y %H:%M and as %m/%d/%Y %H:%M" in line
@@ -145,8 +175,7 @@ def test_output_exists_needs_force(here: Path) -> None:
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: {out} exists; not overwriting it.") and "--force" in result.stderr
     assert (out.read_bytes(), out.stat().st_mtime_ns) == before
-    forced = invoke("mapping", "init", str(SAMPLES / "trades.csv"), "--kind", "activities", "-o", str(out),
-                    "--force")
+    forced = invoke("mapping", "init", str(SAMPLES / "trades.csv"), "--kind", "activities", "-o", str(out), "--force")
     assert forced.exit_code == 0 and out.read_text(encoding="utf-8").startswith("# Starter mapping")
 
 

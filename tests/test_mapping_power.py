@@ -204,7 +204,8 @@ def test_hash_ids_are_xxh3_128_of_the_text() -> None:
     from t360cli.encode import hash_ids
 
     assert hash_ids(pa.array(["activities|x"])).to_pylist() == [
-        "t360-" + __import__("xxhash").xxh3_128_hexdigest(b"activities|x")]
+        "t360-" + __import__("xxhash").xxh3_128_hexdigest(b"activities|x")
+    ]
     assert hash_ids(pa.array([""])).to_pylist() == ["t360-99aa06d3014798d86001c324468d497f"]
 
 
@@ -217,7 +218,7 @@ def test_records_with_id_hash_the_record_they_open() -> None:
 
     from t360cli.encode import records, records_with_id
 
-    for first in (["a", "b\"q", "c"], [None, "b", None]):
+    for first in (["a", 'b"q', "c"], [None, "b", None]):
         fields = {"customerid": pa.array(first, pa.string()), "Value": pa.array(["1.5", None, None])}
         recs, ids, _ = records_with_id(fields, "activities")
         plain = records(fields).to_pylist()

@@ -28,8 +28,16 @@ KEYS = ("kind", "files", "mapping_sha256", "batch_size")
 
 
 def entry(i: int, status: str = "acked") -> dict:
-    return {"index": i, "rows": [[0, i + 2]], "records": 1, "sha256": "cc" * 32,
-            "status": status, "attempts": 1, "statuses": {"200": 1}, "error": None}
+    return {
+        "index": i,
+        "rows": [[0, i + 2]],
+        "records": 1,
+        "sha256": "cc" * 32,
+        "status": status,
+        "attempts": 1,
+        "statuses": {"200": 1},
+        "error": None,
+    }
 
 
 def test_round_trip_and_resume(tmp_path: Path):
@@ -166,8 +174,13 @@ lock.release()
 
 def test_lock_held_by_another_live_process(tmp_path: Path):
     path = tmp_path / "r.jsonl"
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[1],
+    )
     try:
         assert proc.stdout.readline().strip() == "locked"
         with pytest.raises(LogError, match=f"in use by process {proc.pid} "):
@@ -180,8 +193,9 @@ def test_lock_held_by_another_live_process(tmp_path: Path):
 
 def test_stale_lock_of_a_finished_process_is_taken_over(tmp_path: Path):
     path = tmp_path / "r.jsonl"
-    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     dead = int(done.stdout)
     lock_path = Path(str(path) + ".lock")
     lock_path.write_text(f"{dead}\n")

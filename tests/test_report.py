@@ -30,7 +30,10 @@ def test_rejects_columns_grow_for_late_keys(tmp_path: Path) -> None:
     w.write("f.jsonl", 2, "r", {"A": "2", "B": "x"})
     w.close()
     assert (tmp_path / "r.csv").read_text().splitlines() == [
-        "source_file,source_line,reason,A,B", "f.jsonl,1,r,1,", "f.jsonl,2,r,2,x"]
+        "source_file,source_line,reason,A,B",
+        "f.jsonl,1,r,1,",
+        "f.jsonl,2,r,2,x",
+    ]
 
 
 def test_no_file_without_rejects(tmp_path: Path) -> None:
@@ -40,8 +43,13 @@ def test_no_file_without_rejects(tmp_path: Path) -> None:
 
 def test_totals_exact_and_scale_independent_of_chunks() -> None:
     t = Totals(["Value"])
-    t.add_columns({"eventname": pa.array(["Deposit", "Deposit"]), "Currency": pa.array(["USD", None]),
-                   "Value": pa.array(["0.1", "5"])})
+    t.add_columns(
+        {
+            "eventname": pa.array(["Deposit", "Deposit"]),
+            "Currency": pa.array(["USD", None]),
+            "Value": pa.array(["0.1", "5"]),
+        }
+    )
     t.add_columns({"eventname": pa.array(["Deposit"]), "Currency": pa.array(["USD"]), "Value": pa.array(["0.20"])})
     t.add_record({"eventname": "Deposit", "Currency": "USD", "Value": "0.1"}, -1)
     assert t.as_json() == {"Deposit": {"USD": {"Value": "0.20"}, "": {"Value": "5.00"}}}

@@ -34,8 +34,20 @@ DEADLINE_S = 30
 
 
 def upload_args(tmp: Path, sb: Any) -> list[str]:
-    return ["upload", "d.csv", "-m", str(tmp / "mapping.yaml"), "--base-url", sb.url,
-            "--batch-size", str(BATCH), "--concurrency", str(CONCURRENCY), "--report", "r.json"]
+    return [
+        "upload",
+        "d.csv",
+        "-m",
+        str(tmp / "mapping.yaml"),
+        "--base-url",
+        sb.url,
+        "--batch-size",
+        str(BATCH),
+        "--concurrency",
+        str(CONCURRENCY),
+        "--report",
+        "r.json",
+    ]
 
 
 def batch_lines(log: Path | None) -> int:
@@ -57,8 +69,9 @@ def start_slow_upload(tmp: Path, sb: Any, at_least: int) -> tuple[subprocess.Pop
     deposits_csv(tmp / "d.csv", deposit_rows(ROWS))
     mapping(tmp, DEPOSITS_MAPPING)
     out, err = open(tmp / "out1.txt", "wb"), open(tmp / "err1.txt", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([*T360, *upload_args(tmp, sb)], cwd=tmp, stdout=out, stderr=err,
-                            env=cli_env({"T360_API_KEY": API_KEY}))
+    proc = subprocess.Popen(
+        [*T360, *upload_args(tmp, sb)], cwd=tmp, stdout=out, stderr=err, env=cli_env({"T360_API_KEY": API_KEY})
+    )
     out.close(), err.close()
     deadline = time.monotonic() + DEADLINE_S
     while time.monotonic() < deadline:
@@ -73,8 +86,10 @@ def start_slow_upload(tmp: Path, sb: Any, at_least: int) -> tuple[subprocess.Pop
         break
     proc.kill()
     proc.wait()
-    pytest.fail(f"the upload logged fewer than {at_least} batches in time "
-                f"(exit {proc.returncode}): {(tmp / 'err1.txt').read_text()}")
+    pytest.fail(
+        f"the upload logged fewer than {at_least} batches in time "
+        f"(exit {proc.returncode}): {(tmp / 'err1.txt').read_text()}"
+    )
 
 
 def acked(log: Path) -> set[int]:
@@ -133,6 +148,5 @@ def test_sigterm_exits_130_and_the_next_run_resumes(tmp_path, sandbox) -> None:
     assert report["batches_skipped"] == len(batches) and counts_add_up(report)
     assert report["totals"]["acknowledged"] == report["totals"]["valid"]
     assert_all_stored_once(sandbox)
-    assert sandbox.stats() == {"customers": 0, "activities": ROWS, "requests": TOTAL_BATCHES,
-                               "duplicates_ignored": 0}
+    assert sandbox.stats() == {"customers": 0, "activities": ROWS, "requests": TOTAL_BATCHES, "duplicates_ignored": 0}
     assert_no_key(tmp_path, res.stdout, res.stderr)

@@ -42,36 +42,96 @@ class Expect:
 
 
 CASES = [
-    Expect("customers.csv", "customers.yaml", valid=32, rejected=4, filtered=3, duplicate=1,
-           records=32,
-           rejects={17: ("tracking_data: 57 characters, at most 50",), 20: ("customerId",),
-                    25: ("regtime",), 28: ("country", "Atlantis")},
-           extra={"unattributed_customers": 3, "totals": None, "kind": "customers"}),
-    Expect("deposits.xlsx", "deposits.yaml", valid=28, rejected=7, filtered=4, duplicate=1,
-           records=28,
-           rejects={7: ("Value",), 11: ("Currency", "USDT"), 14: ("createtime",),
-                    19: ("customerid",), 22: ("createtime",), 26: ("deposit_type", "PAYPAL"),
-                    38: ("eventid",)},
-           totals={"Deposit": {"EUR": {"Value": "46110.57"}, "USD": {"Value": "18366.41"},
-                               "GBP": {"Value": "1880.70"}}}),
-    Expect("withdrawals.csv", "withdrawals.yaml", valid=26, rejected=5, filtered=4,
-           duplicate=1, records=26,
-           rejects={8: ("Value",), 10: ("Currency",), 13: ("customerid",),
-                    15: ("createtime",), 27: ("eventid",)},
-           totals={"Withdrawal": {"EUR": {"Value": "5710.00"}, "USD": {"Value": "6250.00"},
-                                  "GBP": {"Value": "200.00"}, "AUD": {"Value": "2400.00"},
-                                  "JPY": {"Value": "70000"}}}),
-    Expect("daily_trading.csv", "daily_stats.yaml", valid=37, rejected=6, filtered=3,
-           duplicate=1, records=37,
-           rejects={7: ("Lots",), 10: ("Trades",), 29: ("Product", "Bonds"),
-                    31: ("customerid",), 39: ("createtime",), 48: ("eventid",)},
-           totals={"DailyStats": {"USD": {"Lots": "498.29", "Volume": "62892320.00",
-                                          "Rebate": "848.59"}}}),
-    Expect("ib_rebates.jsonl", "ib_rebates.yaml", valid=22, rejected=6, filtered=3,
-           duplicate=1, records=22,
-           rejects={3: ("Value",), 7: ("Currency",), 10: ("customerid",), 13: ("JSON",),
-                    15: ("createtime",), 27: ("eventid",)},
-           totals={"Rebate": {"USD": {"Value": "766.36", "Lots": "109.48"}}}),
+    Expect(
+        "customers.csv",
+        "customers.yaml",
+        valid=32,
+        rejected=4,
+        filtered=3,
+        duplicate=1,
+        records=32,
+        rejects={
+            17: ("tracking_data: 57 characters, at most 50",),
+            20: ("customerId",),
+            25: ("regtime",),
+            28: ("country", "Atlantis"),
+        },
+        extra={"unattributed_customers": 3, "totals": None, "kind": "customers"},
+    ),
+    Expect(
+        "deposits.xlsx",
+        "deposits.yaml",
+        valid=28,
+        rejected=7,
+        filtered=4,
+        duplicate=1,
+        records=28,
+        rejects={
+            7: ("Value",),
+            11: ("Currency", "USDT"),
+            14: ("createtime",),
+            19: ("customerid",),
+            22: ("createtime",),
+            26: ("deposit_type", "PAYPAL"),
+            38: ("eventid",),
+        },
+        totals={"Deposit": {"EUR": {"Value": "46110.57"}, "USD": {"Value": "18366.41"}, "GBP": {"Value": "1880.70"}}},
+    ),
+    Expect(
+        "withdrawals.csv",
+        "withdrawals.yaml",
+        valid=26,
+        rejected=5,
+        filtered=4,
+        duplicate=1,
+        records=26,
+        rejects={8: ("Value",), 10: ("Currency",), 13: ("customerid",), 15: ("createtime",), 27: ("eventid",)},
+        totals={
+            "Withdrawal": {
+                "EUR": {"Value": "5710.00"},
+                "USD": {"Value": "6250.00"},
+                "GBP": {"Value": "200.00"},
+                "AUD": {"Value": "2400.00"},
+                "JPY": {"Value": "70000"},
+            }
+        },
+    ),
+    Expect(
+        "daily_trading.csv",
+        "daily_stats.yaml",
+        valid=37,
+        rejected=6,
+        filtered=3,
+        duplicate=1,
+        records=37,
+        rejects={
+            7: ("Lots",),
+            10: ("Trades",),
+            29: ("Product", "Bonds"),
+            31: ("customerid",),
+            39: ("createtime",),
+            48: ("eventid",),
+        },
+        totals={"DailyStats": {"USD": {"Lots": "498.29", "Volume": "62892320.00", "Rebate": "848.59"}}},
+    ),
+    Expect(
+        "ib_rebates.jsonl",
+        "ib_rebates.yaml",
+        valid=22,
+        rejected=6,
+        filtered=3,
+        duplicate=1,
+        records=22,
+        rejects={
+            3: ("Value",),
+            7: ("Currency",),
+            10: ("customerid",),
+            13: ("JSON",),
+            15: ("createtime",),
+            27: ("eventid",),
+        },
+        totals={"Rebate": {"USD": {"Value": "766.36", "Lots": "109.48"}}},
+    ),
 ]
 
 
@@ -81,9 +141,13 @@ def validate(case: Expect, tmp: Path) -> tuple[subprocess.CompletedProcess, dict
     env = {k: v for k, v in os.environ.items() if not k.startswith("T360_")}
     env["T360_STATE_DIR"] = str(tmp / "state")
     proc = subprocess.run(
-        [str(T360), "validate", str(SAMPLE / case.file), "-m", str(SAMPLE / case.mapping),
-         "--report", str(report)],
-        cwd=tmp, env=env, capture_output=True, text=True, timeout=120)
+        [str(T360), "validate", str(SAMPLE / case.file), "-m", str(SAMPLE / case.mapping), "--report", str(report)],
+        cwd=tmp,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert report.exists(), f"no report; exit {proc.returncode}; stderr:\n{proc.stderr[-2000:]}"
     return proc, json.loads(report.read_text())
 
@@ -104,11 +168,18 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Expect], tuple]:
 @pytest.mark.parametrize("case", CASES, ids=[c.file for c in CASES])
 def test_counts(case: Expect, run: Callable) -> None:
     proc, report = run(case)
-    got = {k: report[k] for k in ("rows_read", "rows_valid", "rows_rejected", "rows_filtered",
-                                  "rows_duplicate", "records_valid")}
-    assert got == {"rows_read": case.read, "rows_valid": case.valid,
-                   "rows_rejected": case.rejected, "rows_filtered": case.filtered,
-                   "rows_duplicate": case.duplicate, "records_valid": case.records}
+    got = {
+        k: report[k]
+        for k in ("rows_read", "rows_valid", "rows_rejected", "rows_filtered", "rows_duplicate", "records_valid")
+    }
+    assert got == {
+        "rows_read": case.read,
+        "rows_valid": case.valid,
+        "rows_rejected": case.rejected,
+        "rows_filtered": case.filtered,
+        "rows_duplicate": case.duplicate,
+        "records_valid": case.records,
+    }
     assert report["dry_run"] is True
     assert proc.returncode == report["exit_code"] == 1  # some rows were rejected
     for key, value in case.extra.items():
@@ -132,8 +203,11 @@ def test_rejected_lines_and_reasons(case: Expect, run: Callable) -> None:
 def test_control_totals(case: Expect, run: Callable) -> None:
     _, report = run(case)
     valid = report["totals"]["valid"]
-    got = {ev: {ccy: {f: Decimal(s) for f, s in sums.items()} for ccy, sums in per.items()}
-           for ev, per in valid.items()}
-    want = {ev: {ccy: {f: Decimal(s) for f, s in sums.items()} for ccy, sums in per.items()}
-            for ev, per in case.totals.items()}
+    got = {
+        ev: {ccy: {f: Decimal(s) for f, s in sums.items()} for ccy, sums in per.items()} for ev, per in valid.items()
+    }
+    want = {
+        ev: {ccy: {f: Decimal(s) for f, s in sums.items()} for ccy, sums in per.items()}
+        for ev, per in case.totals.items()
+    }
     assert got == want

@@ -64,6 +64,7 @@ def raw_post(path: str, body: bytes, extra: str = "") -> bytes:
 
 # --- the key -------------------------------------------------------------------------------
 
+
 def test_missing_or_wrong_key_is_401_and_stores_nothing(sandbox) -> None:
     body = orjson.dumps([act(1)])
     with httpx.Client(base_url=sandbox.url) as c:
@@ -72,8 +73,7 @@ def test_missing_or_wrong_key_is_401_and_stores_nothing(sandbox) -> None:
     assert (missing.status_code, missing.json()) == (401, {"error": "missing x-api-key header"})
     assert (wrong.status_code, wrong.json()) == (401, {"error": "invalid API key"})
     assert "s3cret-guess" not in wrong.text and KEY not in wrong.text
-    assert sandbox.stats() == {"customers": 0, "activities": 0, "requests": 2,
-                               "duplicates_ignored": 0}
+    assert sandbox.stats() == {"customers": 0, "activities": 0, "requests": 2, "duplicates_ignored": 0}
 
 
 def test_stats_and_records_need_no_key(sandbox, client) -> None:
@@ -86,26 +86,23 @@ def test_stats_and_records_need_no_key(sandbox, client) -> None:
 
 # --- storing ------------------------------------------------------------------------------
 
+
 def test_customers_upserted_whole_in_first_insert_order(sandbox, client) -> None:
-    r1 = post(client, CUST, [{"customerId": "a", "country": "DE", "tracking_data": "t1"},
-                             {"customerId": "b"}])
+    r1 = post(client, CUST, [{"customerId": "a", "country": "DE", "tracking_data": "t1"}, {"customerId": "b"}])
     r2 = post(client, CUST, [{"customerId": "a", "country": "FR"}, {"customerId": "c"}])
     assert r1.json() == {"accepted": 2, "duplicates": 0} and r2.status_code == 200
-    assert sandbox.customers() == [{"customerId": "a", "country": "FR"}, {"customerId": "b"},
-                                   {"customerId": "c"}]
+    assert sandbox.customers() == [{"customerId": "a", "country": "FR"}, {"customerId": "b"}, {"customerId": "c"}]
     assert sandbox.stats()["customers"] == 3
 
 
 def test_activities_deduplicated_by_eventid(sandbox, client) -> None:
     first = post(client, ACT, [act(1, eventid="e1"), act(2, eventid="e2"), act(3)])
-    again = post(client, ACT, [act(9, eventid="e2"), act(4, eventid="e4"), act(4, eventid="e4"),
-                               act(3)])
+    again = post(client, ACT, [act(9, eventid="e2"), act(4, eventid="e4"), act(4, eventid="e4"), act(3)])
     assert first.json() == {"accepted": 3, "duplicates": 0}
     assert again.json() == {"accepted": 2, "duplicates": 2}
     assert [a["customerid"] for a in sandbox.activities()] == ["c1", "c2", "c3", "c4", "c3"]
     assert sandbox.activities()[1] == act(2, eventid="e2")  # the first one is kept
-    assert sandbox.stats() == {"customers": 0, "activities": 5, "requests": 2,
-                               "duplicates_ignored": 2}
+    assert sandbox.stats() == {"customers": 0, "activities": 5, "requests": 2, "duplicates_ignored": 2}
 
 
 def test_file_db_persists_across_restarts(tmp_path: Path) -> None:
@@ -124,18 +121,21 @@ def test_file_db_persists_across_restarts(tmp_path: Path) -> None:
 BAD = [
     (CUST, b"[{'customerId': 'a'}]", r"^body is not valid JSON: "),
     (CUST, b'{"customerId": "a"}', r"^body must be a JSON array of records, got object$"),
-    (ACT, b'[{"customerid": "a", "eventname": "x"}, "x"]',
-     r"^record 2: must be a JSON object, got string$"),
-    (ACT, b'[{"customerid": "a", "eventname": "x"}, {"customerid": "b"}]',
-     r"^record 2: eventname is required$"),
+    (ACT, b'[{"customerid": "a", "eventname": "x"}, "x"]', r"^record 2: must be a JSON object, got string$"),
+    (ACT, b'[{"customerid": "a", "eventname": "x"}, {"customerid": "b"}]', r"^record 2: eventname is required$"),
     (ACT, b'[{"customerid": "", "eventname": "x"}]', r"^record 1: customerid is required$"),
-    (ACT, b'[{"customerid": 7, "eventname": "x"}]',
-     r"^record 1: customerid must be a string, got number$"),
-    (CUST, b'[{"customerid": "a"}]',
-     r"^record 1: customerId is required \(found 'customerid': this endpoint spells it "
-     r"'customerId'\)$"),
-    (CUST, orjson.dumps([{"customerId": "a"}, {"customerId": "b", "tracking_data": "x" * 51}]),
-     r"^record 2: tracking_data: 51 characters, at most 50$"),
+    (ACT, b'[{"customerid": 7, "eventname": "x"}]', r"^record 1: customerid must be a string, got number$"),
+    (
+        CUST,
+        b'[{"customerid": "a"}]',
+        r"^record 1: customerId is required \(found 'customerid': this endpoint spells it "
+        r"'customerId'\)$",
+    ),
+    (
+        CUST,
+        orjson.dumps([{"customerId": "a"}, {"customerId": "b", "tracking_data": "x" * 51}]),
+        r"^record 2: tracking_data: 51 characters, at most 50$",
+    ),
 ]
 
 
@@ -165,20 +165,23 @@ def test_wrong_path_404_and_wrong_method_405(sandbox, client) -> None:
 
 # --- faults -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("faults,status,headers", [
-    (Faults(fail_rate=1.0, seed=1), 503, {}),
-    (Faults(throttle_rate=1.0, seed=1), 429, {"retry-after": "1"}),
-    (Faults(throttle_rate=1.0, retry_after=0, seed=1), 429, {"retry-after": "0"}),
-    (Faults(max_body_bytes=10), 413, {}),
-])
+
+@pytest.mark.parametrize(
+    "faults,status,headers",
+    [
+        (Faults(fail_rate=1.0, seed=1), 503, {}),
+        (Faults(throttle_rate=1.0, seed=1), 429, {"retry-after": "1"}),
+        (Faults(throttle_rate=1.0, retry_after=0, seed=1), 429, {"retry-after": "0"}),
+        (Faults(max_body_bytes=10), 413, {}),
+    ],
+)
 def test_fault_answers_store_nothing(sandbox, client, faults, status, headers) -> None:
     sandbox.set_faults(faults)
     r = post(client, ACT, [act(1, eventid="e1")])
     assert r.status_code == status and "error" in r.json()
     assert {k: r.headers[k] for k in headers} == headers
     assert client.get("/sandbox/stats").status_code == 200  # never applies to GET
-    assert sandbox.stats() == {"customers": 0, "activities": 0, "requests": 1,
-                               "duplicates_ignored": 0}
+    assert sandbox.stats() == {"customers": 0, "activities": 0, "requests": 1, "duplicates_ignored": 0}
 
 
 def test_max_body_bytes_lets_a_body_of_exactly_that_size_through(sandbox, client) -> None:
@@ -210,8 +213,10 @@ def test_drop_closes_without_answer(sandbox, client) -> None:
 def test_seeded_faults_are_reproducible() -> None:
     runs = []
     for _ in range(2):
-        with serve_in_thread(faults=Faults(fail_rate=0.5, seed=42)) as sb, \
-                httpx.Client(base_url=sb.url, headers={"x-api-key": KEY}) as c:
+        with (
+            serve_in_thread(faults=Faults(fail_rate=0.5, seed=42)) as sb,
+            httpx.Client(base_url=sb.url, headers={"x-api-key": KEY}) as c,
+        ):
             runs.append([post(c, ACT, [act(i)]).status_code for i in range(30)])
             assert sb.stats()["requests"] == 30
             assert sb.stats()["activities"] == runs[-1].count(200)
@@ -248,12 +253,19 @@ def test_faults_reject_bad_values() -> None:
 
 # --- HTTP framing -------------------------------------------------------------------------
 
+
 def test_keep_alive_and_pipelining_on_one_connection(sandbox) -> None:
-    data = (raw_post(ACT, orjson.dumps([act(1)])) + raw_post(ACT, b"not json")
-            + b"GET /sandbox/stats HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = (
+        raw_post(ACT, orjson.dumps([act(1)]))
+        + raw_post(ACT, b"not json")
+        + b"GET /sandbox/stats HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
     answers = raw_exchange(sandbox.port, data, 3)
     assert [a.split(b"\r\n")[0] for a in answers] == [
-        b"HTTP/1.1 200 OK", b"HTTP/1.1 400 Bad Request", b"HTTP/1.1 200 OK"]
+        b"HTTP/1.1 200 OK",
+        b"HTTP/1.1 400 Bad Request",
+        b"HTTP/1.1 200 OK",
+    ]
     assert answers[2].endswith(b'{"customers":0,"activities":1,"requests":2,"duplicates_ignored":0}')
 
 
@@ -266,13 +278,15 @@ def test_httpx_reuses_one_connection(sandbox, client) -> None:
     assert len(ports) == 1 and sandbox.stats()["activities"] == 5
 
 
-@pytest.mark.parametrize("data,status", [
-    (f"POST {ACT} HTTP/1.1\r\nHost: x\r\nx-api-key: {KEY}\r\n\r\n".encode(), b"411"),
-    (f"POST {ACT} HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n[]\r\n0\r\n\r\n".encode(),
-     b"411"),
-    (b"POST /x HTTP/1.1\r\nContent-Length: abc\r\n\r\n", b"400"),
-    (b"garbage\r\n\r\n", b"400"),
-])
+@pytest.mark.parametrize(
+    "data,status",
+    [
+        (f"POST {ACT} HTTP/1.1\r\nHost: x\r\nx-api-key: {KEY}\r\n\r\n".encode(), b"411"),
+        (f"POST {ACT} HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n[]\r\n0\r\n\r\n".encode(), b"411"),
+        (b"POST /x HTTP/1.1\r\nContent-Length: abc\r\n\r\n", b"400"),
+        (b"garbage\r\n\r\n", b"400"),
+    ],
+)
 def test_unframeable_requests_answered_and_closed(sandbox, data, status) -> None:
     answers = raw_exchange(sandbox.port, data + raw_post(ACT, b"[]"), 2)
     assert len(answers) == 1  # the connection is closed after the error
@@ -281,8 +295,7 @@ def test_unframeable_requests_answered_and_closed(sandbox, data, status) -> None
 
 
 def test_http10_and_connection_close_end_the_connection(sandbox) -> None:
-    for data in (b"GET /sandbox/stats HTTP/1.0\r\n\r\n",
-                 b"GET /sandbox/stats HTTP/1.1\r\nConnection: close\r\n\r\n"):
+    for data in (b"GET /sandbox/stats HTTP/1.0\r\n\r\n", b"GET /sandbox/stats HTTP/1.1\r\nConnection: close\r\n\r\n"):
         answers = raw_exchange(sandbox.port, data + data, 2)
         assert len(answers) == 1 and answers[0].startswith(b"HTTP/1.1 200 OK")
 
@@ -294,16 +307,14 @@ def test_expect_100_continue(sandbox) -> None:
 
 # --- the foreground server ----------------------------------------------------------------
 
+
 def test_module_serves_until_sigterm(tmp_path: Path) -> None:
     db = tmp_path / "sb.db"
-    cmd = [sys.executable, "-m", "t360cli.sandbox", "--port", "0", "--db", str(db),
-           "--api-key", "k1"]
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
-                          cwd=Path(__file__).resolve().parents[1]) as proc:
+    cmd = [sys.executable, "-m", "t360cli.sandbox", "--port", "0", "--db", str(db), "--api-key", "k1"]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1]) as proc:
         try:
             line = proc.stdout.readline()
-            m = re.fullmatch(r"t360 sandbox listening on (http://127\.0\.0\.1:(\d+)) \(db: (.+)\)\n",
-                             line)
+            m = re.fullmatch(r"t360 sandbox listening on (http://127\.0\.0\.1:(\d+)) \(db: (.+)\)\n", line)
             assert m and Path(m[3]) == db.resolve(), line
             r = httpx.post(m[1] + CUST, content=b'[{"customerId": "z"}]', headers={"x-api-key": "k1"})
             assert r.json() == {"accepted": 1, "duplicates": 0}
@@ -313,6 +324,5 @@ def test_module_serves_until_sigterm(tmp_path: Path) -> None:
             if proc.poll() is None:
                 proc.kill()
     con = sqlite3.connect(db)
-    assert con.execute("SELECT customerId, data FROM customers").fetchall() == [
-        ("z", '{"customerId":"z"}')]
+    assert con.execute("SELECT customerId, data FROM customers").fetchall() == [("z", '{"customerId":"z"}')]
     con.close()

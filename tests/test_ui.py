@@ -15,12 +15,30 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def report(**kw: Any) -> dict[str, Any]:
-    base = {"kind": "activities", "dry_run": False, "files": ["a.csv"], "rows_read": 1234, "rows_valid": 1200,
-            "rows_filtered": 20, "rows_rejected": 9, "rows_duplicate": 5, "records_valid": 1200,
-            "records_sent": 1190, "batches_total": 3, "batches_sent": 2, "batches_failed": 1,
-            "batches_skipped": 0, "retries": 4, "http_status_counts": {"200": 2, "503": 5},
-            "unattributed_customers": None, "log": ".t360/runs/a-1.jsonl", "rejects": ".t360/runs/a-1.rejects.csv",
-            "duration_s": 1.5, "exit_code": 1, "totals": None}
+    base = {
+        "kind": "activities",
+        "dry_run": False,
+        "files": ["a.csv"],
+        "rows_read": 1234,
+        "rows_valid": 1200,
+        "rows_filtered": 20,
+        "rows_rejected": 9,
+        "rows_duplicate": 5,
+        "records_valid": 1200,
+        "records_sent": 1190,
+        "batches_total": 3,
+        "batches_sent": 2,
+        "batches_failed": 1,
+        "batches_skipped": 0,
+        "retries": 4,
+        "http_status_counts": {"200": 2, "503": 5},
+        "unattributed_customers": None,
+        "log": ".t360/runs/a-1.jsonl",
+        "rejects": ".t360/runs/a-1.rejects.csv",
+        "duration_s": 1.5,
+        "exit_code": 1,
+        "totals": None,
+    }
     return {**base, **kw}
 
 
@@ -38,11 +56,20 @@ def test_plain_lines_off_a_terminal() -> None:
     assert lines[0] == "t360: uploading a.csv"
     assert lines[1] == "t360: upload of activities finished, exit 1"
     assert all(line.startswith("t360: ") for line in lines)
-    for expected in ("t360: rows read: 1,234", "t360: valid: 1,200", "t360: rejected: 9",
-                     "t360: filtered (where): 20", "t360: duplicates skipped: 5", "t360: records sent: 1,190",
-                     "t360: batches failed: 1", "t360: retries: 4", "t360: HTTP statuses: 200: 2, 503: 5",
-                     "t360: rejects: .t360/runs/a-1.rejects.csv", "t360: log: .t360/runs/a-1.jsonl",
-                     "t360: time: 1.50 s"):
+    for expected in (
+        "t360: rows read: 1,234",
+        "t360: valid: 1,200",
+        "t360: rejected: 9",
+        "t360: filtered (where): 20",
+        "t360: duplicates skipped: 5",
+        "t360: records sent: 1,190",
+        "t360: batches failed: 1",
+        "t360: retries: 4",
+        "t360: HTTP statuses: 200: 2, 503: 5",
+        "t360: rejects: .t360/runs/a-1.rejects.csv",
+        "t360: log: .t360/runs/a-1.jsonl",
+        "t360: time: 1.50 s",
+    ):
         assert expected in lines
     assert not ANSI.search(out.getvalue())
     assert err.getvalue() == ""
@@ -79,8 +106,13 @@ def test_table_on_a_terminal_holds_the_counts() -> None:
     text = ANSI.sub("", out.getvalue())
     assert "t360 upload: activities (exit 1)" in text
     rows = {re.sub(r"\s+", " ", line.strip(" │|┃")).strip() for line in text.splitlines()}
-    for label, value in (("rows read", "1,234"), ("valid", "1,200"), ("rejected", "9"),
-                         ("records sent", "1,190"), ("batches failed", "1")):
+    for label, value in (
+        ("rows read", "1,234"),
+        ("valid", "1,200"),
+        ("rejected", "9"),
+        ("records sent", "1,190"),
+        ("batches failed", "1"),
+    ):
         assert any(row.startswith(label) and row.endswith(value) for row in rows), (label, text)
     assert "t360: rows read" not in text  # no plain lines on a terminal
     assert "╭" in text or "┏" in text or "│" in text  # a drawn table, not lines

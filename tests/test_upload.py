@@ -39,10 +39,16 @@ KEY_ENV = {"T360_API_KEY": API_KEY}
 GUIDE_ID = "fx_7c2d8f91-a344-4b12-9ad3-2ae195d49c12"
 
 
-def run(tmp: Path, sb: Any, key_file: Path, csv_path: Path, mapping_path: Path,
-        report: str | None = "report.json", **settings: Any) -> dict[str, Any]:
-    opts = RunOptions(files=[str(csv_path)], mapping=str(mapping_path),
-                      report=str(tmp / report) if report else None)
+def run(
+    tmp: Path,
+    sb: Any,
+    key_file: Path,
+    csv_path: Path,
+    mapping_path: Path,
+    report: str | None = "report.json",
+    **settings: Any,
+) -> dict[str, Any]:
+    opts = RunOptions(files=[str(csv_path)], mapping=str(mapping_path), report=str(tmp / report) if report else None)
     return upload(opts, settings_for(sb, key_file, **settings))
 
 
@@ -52,56 +58,104 @@ def requests_seen(report: dict[str, Any]) -> int:
 
 # --- exact payloads --------------------------------------------------------------------------
 
+
 def test_deposits_are_stored_exactly_as_the_guide_shows(tmp_path, sandbox, key_file) -> None:
-    src = write(tmp_path / "deposits.csv",
-                "Txn ID,Login,Date,Amount,Ccy,Status\n"
-                f"TX-9981422,{GUIDE_ID[3:]},2025-07-20 11:03:59,\"1,000.00\",usd,Approved\n"
-                f"1235,{GUIDE_ID[3:]},2025-07-21T11:03:00Z,12.45,USD,Approved\n"
-                "TX-3,5102345,2025-07-22 09:00,250.5,EUR,Pending\n"
-                "TX-4,5102345,2025-07-22 10:00,-20.00,EUR,Approved\n"
-                f"1235,{GUIDE_ID[3:]},2025-07-21T11:03:00Z,12.45,USD,Approved\n")
-    m = mapping(tmp_path, DEPOSITS_MAPPING.replace(
-        "kind: activities\n", "kind: activities\nwhere:\n  Status: [Approved]\n"))
+    src = write(
+        tmp_path / "deposits.csv",
+        "Txn ID,Login,Date,Amount,Ccy,Status\n"
+        f'TX-9981422,{GUIDE_ID[3:]},2025-07-20 11:03:59,"1,000.00",usd,Approved\n'
+        f"1235,{GUIDE_ID[3:]},2025-07-21T11:03:00Z,12.45,USD,Approved\n"
+        "TX-3,5102345,2025-07-22 09:00,250.5,EUR,Pending\n"
+        "TX-4,5102345,2025-07-22 10:00,-20.00,EUR,Approved\n"
+        f"1235,{GUIDE_ID[3:]},2025-07-21T11:03:00Z,12.45,USD,Approved\n",
+    )
+    m = mapping(
+        tmp_path, DEPOSITS_MAPPING.replace("kind: activities\n", "kind: activities\nwhere:\n  Status: [Approved]\n")
+    )
     report = run(tmp_path, sandbox, key_file, src, m)
 
     assert sandbox.activities() == [
-        {"customerid": GUIDE_ID, "eventname": "Deposit", "eventid": "TX-9981422",
-         "createtime": "2025-07-20 11:03", "Value": "1000.00", "Currency": "USD"},
-        {"customerid": GUIDE_ID, "eventname": "Deposit", "eventid": "1235",
-         "createtime": "2025-07-21 11:03", "Value": "12.45", "Currency": "USD"},
-        {"customerid": "fx_5102345", "eventname": "Deposit", "eventid": "TX-4",
-         "createtime": "2025-07-22 10:00", "Value": "-20.00", "Currency": "EUR"},
+        {
+            "customerid": GUIDE_ID,
+            "eventname": "Deposit",
+            "eventid": "TX-9981422",
+            "createtime": "2025-07-20 11:03",
+            "Value": "1000.00",
+            "Currency": "USD",
+        },
+        {
+            "customerid": GUIDE_ID,
+            "eventname": "Deposit",
+            "eventid": "1235",
+            "createtime": "2025-07-21 11:03",
+            "Value": "12.45",
+            "Currency": "USD",
+        },
+        {
+            "customerid": "fx_5102345",
+            "eventname": "Deposit",
+            "eventid": "TX-4",
+            "createtime": "2025-07-22 10:00",
+            "Value": "-20.00",
+            "Currency": "EUR",
+        },
     ]
     first = sandbox.activities()[0]
     assert list(first) == ["customerid", "eventname", "eventid", "createtime", "Value", "Currency"]
     assert sandbox.stats() == {"customers": 0, "activities": 3, "requests": 1, "duplicates_ignored": 0}
     assert report["exit_code"] == 0 and counts_add_up(report)
-    assert (report["rows_read"], report["rows_valid"], report["rows_filtered"],
-            report["rows_duplicate"], report["rows_rejected"]) == (5, 3, 1, 1, 0)
-    assert (report["records_valid"], report["records_sent"], report["batches_total"],
-            report["batches_sent"], report["retries"]) == (3, 3, 1, 1, 0)
+    assert (
+        report["rows_read"],
+        report["rows_valid"],
+        report["rows_filtered"],
+        report["rows_duplicate"],
+        report["rows_rejected"],
+    ) == (5, 3, 1, 1, 0)
+    assert (
+        report["records_valid"],
+        report["records_sent"],
+        report["batches_total"],
+        report["batches_sent"],
+        report["retries"],
+    ) == (3, 3, 1, 1, 0)
     assert report["http_status_counts"] == {"200": 1} and report["rejects"] is None
-    assert report["totals"]["acknowledged"] == report["totals"]["valid"] == {
-        "Deposit": {"USD": {"Value": "1012.45"}, "EUR": {"Value": "-20.00"}}}
+    assert (
+        report["totals"]["acknowledged"]
+        == report["totals"]["valid"]
+        == {"Deposit": {"USD": {"Value": "1012.45"}, "EUR": {"Value": "-20.00"}}}
+    )
     assert orjson.loads((tmp_path / "report.json").read_bytes()) == report
     assert_no_key(tmp_path)
 
 
 def test_customers_are_stored_exactly_as_the_guide_shows(tmp_path, sandbox, key_file) -> None:
-    src = write(tmp_path / "customers.csv",
-                "Login,Registered,Country,First Name,Last Name,Campaign\n"
-                f"{GUIDE_ID[3:]},21/07/2025 08:46,ES,Maria,S,2001_1000_abcdefg\n"
-                "0048812,04/03/2025 09:15,Germany,Lukas,Müller,campaign_7_aff_42_creative_b\n"
-                "5102377,05/03/2025 14:30,MYS,Chen,,\n")
+    src = write(
+        tmp_path / "customers.csv",
+        "Login,Registered,Country,First Name,Last Name,Campaign\n"
+        f"{GUIDE_ID[3:]},21/07/2025 08:46,ES,Maria,S,2001_1000_abcdefg\n"
+        "0048812,04/03/2025 09:15,Germany,Lukas,Müller,campaign_7_aff_42_creative_b\n"
+        "5102377,05/03/2025 14:30,MYS,Chen,,\n",
+    )
     report = run(tmp_path, sandbox, key_file, src, mapping(tmp_path, CUSTOMERS_MAPPING))
 
     assert sandbox.customers() == [
-        {"customerId": GUIDE_ID, "regtime": "2025-07-21 08:46", "country": "ES",
-         "firstName": "Maria", "lastName": "S", "tracking_data": "2001_1000_abcdefg"},
-        {"customerId": "fx_0048812", "regtime": "2025-03-04 09:15", "country": "DE",
-         "firstName": "Lukas", "lastName": "Müller", "tracking_data": "campaign_7_aff_42_creative_b"},
-        {"customerId": "fx_5102377", "regtime": "2025-03-05 14:30", "country": "MY",
-         "firstName": "Chen"},
+        {
+            "customerId": GUIDE_ID,
+            "regtime": "2025-07-21 08:46",
+            "country": "ES",
+            "firstName": "Maria",
+            "lastName": "S",
+            "tracking_data": "2001_1000_abcdefg",
+        },
+        {
+            "customerId": "fx_0048812",
+            "regtime": "2025-03-04 09:15",
+            "country": "DE",
+            "firstName": "Lukas",
+            "lastName": "Müller",
+            "tracking_data": "campaign_7_aff_42_creative_b",
+        },
+        {"customerId": "fx_5102377", "regtime": "2025-03-05 14:30", "country": "MY", "firstName": "Chen"},
     ]
     assert sandbox.stats()["requests"] == 1
     assert report["exit_code"] == 0 and counts_add_up(report)
@@ -113,25 +167,43 @@ def test_rejected_rows_are_not_sent_and_exit_1(tmp_path, sandbox, key_file) -> N
     rows = deposit_rows(6)
     rows[2]["Amount"] = "12,34"
     rows[4]["Ccy"] = "XYZ"
-    report = run(tmp_path, sandbox, key_file, deposits_csv(tmp_path / "d.csv", rows),
-                 mapping(tmp_path, DEPOSITS_MAPPING), batch_size=2)
+    report = run(
+        tmp_path,
+        sandbox,
+        key_file,
+        deposits_csv(tmp_path / "d.csv", rows),
+        mapping(tmp_path, DEPOSITS_MAPPING),
+        batch_size=2,
+    )
     good = [r for i, r in enumerate(rows) if i not in (2, 4)]
     assert sandbox.activities() == [expected_deposit(r) for r in good]
     assert report["exit_code"] == 1 and counts_add_up(report)
-    assert (report["rows_valid"], report["rows_rejected"], report["records_sent"],
-            report["batches_total"], report["batches_sent"]) == (4, 2, 4, 2, 2)
+    assert (
+        report["rows_valid"],
+        report["rows_rejected"],
+        report["records_sent"],
+        report["batches_total"],
+        report["batches_sent"],
+    ) == (4, 2, 4, 2, 2)
     rejects = list(csv.DictReader(io.StringIO(Path(report["rejects"]).read_text("utf-8"))))
     assert [(r["source_line"], r["Txn ID"]) for r in rejects] == [("4", "TX-000003"), ("6", "TX-000005")]
 
 
 # --- bad networks, throttling, splitting -----------------------------------------------------
 
+
 def test_faults_every_record_delivered_exactly_once(tmp_path, sandbox, key_file) -> None:
-    sandbox.set_faults(Faults(fail_rate=0.15, throttle_rate=0.10, retry_after=0,
-                              drop_rate=0.05, seed=42))
+    sandbox.set_faults(Faults(fail_rate=0.15, throttle_rate=0.10, retry_after=0, drop_rate=0.05, seed=42))
     rows = deposit_rows(400)
-    report = run(tmp_path, sandbox, key_file, deposits_csv(tmp_path / "d.csv", rows),
-                 mapping(tmp_path, DEPOSITS_MAPPING), batch_size=10, max_attempts=30)
+    report = run(
+        tmp_path,
+        sandbox,
+        key_file,
+        deposits_csv(tmp_path / "d.csv", rows),
+        mapping(tmp_path, DEPOSITS_MAPPING),
+        batch_size=10,
+        max_attempts=30,
+    )
 
     stored = sandbox.activities()
     assert sorted(a["eventid"] for a in stored) == [r["Txn ID"] for r in rows]
@@ -139,8 +211,12 @@ def test_faults_every_record_delivered_exactly_once(tmp_path, sandbox, key_file)
     stats = sandbox.stats()
     assert stats["duplicates_ignored"] == 0  # no acknowledged batch was sent twice
     assert report["exit_code"] == 0 and counts_add_up(report)
-    assert (report["records_sent"], report["batches_total"], report["batches_sent"],
-            report["batches_failed"]) == (400, 40, 40, 0)
+    assert (report["records_sent"], report["batches_total"], report["batches_sent"], report["batches_failed"]) == (
+        400,
+        40,
+        40,
+        0,
+    )
     # the seeded dice decide per request in arrival order: 40 successes cost these faults
     assert report["http_status_counts"] == {"200": 40, "503": 10, "429": 9, "dropped": 2}
     assert requests_seen(report) == stats["requests"]  # the client saw every answer the server gave
@@ -150,6 +226,7 @@ def test_faults_every_record_delivered_exactly_once(tmp_path, sandbox, key_file)
 
 def split_plan(sizes: list[int], limit: int) -> tuple[int, int]:
     """(413s, 200s) a body-size limit causes when halving: a body is 2 + sizes + commas."""
+
     def body(lo: int, hi: int) -> int:
         return 2 + sum(sizes[lo:hi]) + (hi - lo - 1)
 
@@ -174,13 +251,18 @@ def test_413_halves_batches_until_they_fit(tmp_path, sandbox, key_file) -> None:
     sizes = [len(orjson.dumps(expected_deposit(r))) for r in rows]
     limit = 2 + sum(sizes[:6]) + 5  # a 20-record batch is far above it; 5 records fit
     sandbox.set_faults(Faults(max_body_bytes=limit))
-    report = run(tmp_path, sandbox, key_file, deposits_csv(tmp_path / "d.csv", rows),
-                 mapping(tmp_path, DEPOSITS_MAPPING), batch_size=20)
+    report = run(
+        tmp_path,
+        sandbox,
+        key_file,
+        deposits_csv(tmp_path / "d.csv", rows),
+        mapping(tmp_path, DEPOSITS_MAPPING),
+        batch_size=20,
+    )
 
     assert sorted(sandbox.activities(), key=lambda a: a["eventid"]) == [expected_deposit(r) for r in rows]
-    plans = [split_plan(sizes[i:i + 20], limit) for i in range(0, 100, 20)]
-    assert report["http_status_counts"] == {"413": sum(p[0] for p in plans),
-                                            "200": sum(p[1] for p in plans)}
+    plans = [split_plan(sizes[i : i + 20], limit) for i in range(0, 100, 20)]
+    assert report["http_status_counts"] == {"413": sum(p[0] for p in plans), "200": sum(p[1] for p in plans)}
     assert sandbox.stats()["requests"] == requests_seen(report)
     assert report["retries"] == 0  # halves count as batches attempted, not retries
     assert report["exit_code"] == 0 and counts_add_up(report)
@@ -191,32 +273,51 @@ def test_a_poison_record_is_refused_and_the_rest_of_its_batch_delivered(tmp_path
     rows = deposit_rows(50)
     rows[27]["Amount"] = "666.66"
     sandbox.set_faults(Faults(poison="666.66"))
-    report = run(tmp_path, sandbox, key_file, deposits_csv(tmp_path / "d.csv", rows),
-                 mapping(tmp_path, DEPOSITS_MAPPING), batch_size=20)
+    report = run(
+        tmp_path,
+        sandbox,
+        key_file,
+        deposits_csv(tmp_path / "d.csv", rows),
+        mapping(tmp_path, DEPOSITS_MAPPING),
+        batch_size=20,
+    )
 
     good = [r for i, r in enumerate(rows) if i != 27]
     assert sorted(sandbox.activities(), key=lambda a: a["eventid"]) == [expected_deposit(r) for r in good]
     assert report["exit_code"] == 1 and counts_add_up(report)
-    assert (report["rows_read"], report["rows_valid"], report["rows_rejected"],
-            report["records_valid"], report["records_sent"], report["batches_sent"],
-            report["batches_failed"]) == (50, 49, 1, 49, 49, 3, 0)
+    assert (
+        report["rows_read"],
+        report["rows_valid"],
+        report["rows_rejected"],
+        report["records_valid"],
+        report["records_sent"],
+        report["batches_sent"],
+        report["batches_failed"],
+    ) == (50, 49, 1, 49, 49, 3, 0)
     assert report["http_status_counts"]["400"] == 5  # 20 -> 10 -> 5 -> 3 -> 2 -> 1
     assert report["retries"] == 0
     rejects = list(csv.DictReader(io.StringIO(Path(report["rejects"]).read_text("utf-8"))))
-    assert rejects == [{"source_file": str(tmp_path / "d.csv"), "source_line": "29",
-                        "reason": "server refused (HTTP 400): record 1: refused value '666.66' in Value",
-                        **rows[27]}]
+    assert rejects == [
+        {
+            "source_file": str(tmp_path / "d.csv"),
+            "source_line": "29",
+            "reason": "server refused (HTTP 400): record 1: refused value '666.66' in Value",
+            **rows[27],
+        }
+    ]
     valid = report["totals"]["valid"]["Deposit"]
     stored = sum(float(a["Value"]) for a in sandbox.activities() if a["Currency"] == rows[27]["Ccy"])
     assert float(valid[rows[27]["Ccy"]]["Value"]) == pytest.approx(stored)
     assert report["totals"]["acknowledged"] == report["totals"]["valid"]
     _, entries = read_log(Path(report["log"]))
     assert [e.get("refused") for e in entries if e.get("refused")] == [
-        [[7, 400, "record 1: refused value '666.66' in Value"]]]
+        [[7, 400, "record 1: refused value '666.66' in Value"]]
+    ]
     assert_no_key(tmp_path)
 
 
 # --- the key -----------------------------------------------------------------------------
+
 
 def test_wrong_key_stops_after_the_first_answers_library(tmp_path, sandbox, key_file) -> None:
     key_file.write_text("wrong-key-0000\n")
@@ -242,9 +343,22 @@ def test_wrong_key_stops_after_the_first_answers_library(tmp_path, sandbox, key_
 def test_wrong_key_via_cli_exits_3_and_writes_the_report(tmp_path, sandbox) -> None:
     m = mapping(tmp_path, DEPOSITS_MAPPING)
     deposits_csv(tmp_path / "d.csv", deposit_rows(200))
-    res = cli("upload", "d.csv", "-m", str(m), "--base-url", sandbox.url, "--batch-size", "10",
-              "--concurrency", "3", "--report", "r.json", cwd=tmp_path,
-              env={"T360_API_KEY": "wrong-key-1111"})
+    res = cli(
+        "upload",
+        "d.csv",
+        "-m",
+        str(m),
+        "--base-url",
+        sandbox.url,
+        "--batch-size",
+        "10",
+        "--concurrency",
+        "3",
+        "--report",
+        "r.json",
+        cwd=tmp_path,
+        env={"T360_API_KEY": "wrong-key-1111"},
+    )
     assert res.returncode == 3, res.stderr
     assert "the server refused the API key (HTTP 401)" in res.stderr
     assert "$T360_API_KEY" in res.stderr and "wrong-key-1111" not in res.stdout + res.stderr
@@ -260,8 +374,7 @@ def test_wrong_key_via_cli_exits_3_and_writes_the_report(tmp_path, sandbox) -> N
 def test_plain_http_to_a_remote_host_is_refused_before_any_request(tmp_path, key_file, monkeypatch) -> None:
     src = deposits_csv(tmp_path / "d.csv", deposit_rows(3))
     m = mapping(tmp_path, DEPOSITS_MAPPING)
-    res = cli("upload", "d.csv", "-m", str(m), "--base-url", "http://example.invalid", cwd=tmp_path,
-              env=KEY_ENV)
+    res = cli("upload", "d.csv", "-m", str(m), "--base-url", "http://example.invalid", cwd=tmp_path, env=KEY_ENV)
     assert res.returncode == 2
     assert "refusing plain http to example.invalid" in res.stderr
     assert not (tmp_path / ".t360").exists()  # no log: refused before anything started
@@ -278,6 +391,7 @@ def test_plain_http_to_a_remote_host_is_refused_before_any_request(tmp_path, key
 
 # --- failed batches, replay, status ---------------------------------------------------------
 
+
 def test_failed_run_then_replay_failed_delivers_the_rest(tmp_path, sandbox, key_file) -> None:
     rows = deposit_rows(60)
     m = mapping(tmp_path, DEPOSITS_MAPPING)
@@ -287,8 +401,7 @@ def test_failed_run_then_replay_failed_delivers_the_rest(tmp_path, sandbox, key_
     assert report["exit_code"] == 1 and counts_add_up(report)
     assert (report["batches_failed"], report["batches_sent"], report["records_sent"]) == (3, 0, 0)
     assert report["http_status_counts"] == {"503": 6} and report["retries"] == 3
-    assert {v for ccy in report["totals"]["acknowledged"]["Deposit"].values()
-            for v in ccy.values()} == {"0.00"}
+    assert {v for ccy in report["totals"]["acknowledged"]["Deposit"].values() for v in ccy.values()} == {"0.00"}
     assert sandbox.stats()["activities"] == 0
     log = report["log"]
 
@@ -310,13 +423,19 @@ def test_failed_run_then_replay_failed_delivers_the_rest(tmp_path, sandbox, key_
     assert "last run: exit 0" in after.stdout
     as_json = cli("status", log, "--json", cwd=tmp_path)
     data = orjson.loads(as_json.stdout)
-    assert (data["finished"], data["batches_acknowledged_in_log"], data["batches_failed_in_log"],
-            data["records_pending"], data["exit_code"]) == (True, 3, 0, 0, 0)
+    assert (
+        data["finished"],
+        data["batches_acknowledged_in_log"],
+        data["batches_failed_in_log"],
+        data["records_pending"],
+        data["exit_code"],
+    ) == (True, 3, 0, 0, 0)
 
     again = cli("replay", log, "--failed", cwd=tmp_path, env=KEY_ENV)
     assert again.returncode == 0 and sandbox.stats()["requests"] == 9  # nothing left to send
-    assert_no_key(tmp_path, before.stdout, res.stdout, res.stderr, after.stdout, as_json.stdout,
-                  again.stdout, again.stderr)
+    assert_no_key(
+        tmp_path, before.stdout, res.stdout, res.stderr, after.stdout, as_json.stdout, again.stdout, again.stderr
+    )
 
 
 def test_replay_after_the_input_changed_is_refused(tmp_path, sandbox, key_file) -> None:
@@ -336,19 +455,30 @@ def test_replay_after_the_input_changed_is_refused(tmp_path, sandbox, key_file) 
 
 # --- customers: order, lock --------------------------------------------------------------------
 
+
 def test_the_later_values_of_a_customer_win_with_concurrency(tmp_path, sandbox, key_file) -> None:
     lines = ["Login,Registered,Country,First Name,Last Name,Campaign"]
     for i in range(60):  # two customers alternating: their updates are in flight together
         lines.append(f"{i % 2},01/07/2025 10:00,ES,Name{i},Last{i},camp_{i}")
     src = write(tmp_path / "c.csv", "\n".join(lines) + "\n")
     sandbox.set_faults(Faults(fail_rate=0.3, latency_ms=2, seed=5))
-    report = run(tmp_path, sandbox, key_file, src, mapping(tmp_path, CUSTOMERS_MAPPING),
-                 batch_size=1, concurrency=4, max_attempts=30)
+    report = run(
+        tmp_path,
+        sandbox,
+        key_file,
+        src,
+        mapping(tmp_path, CUSTOMERS_MAPPING),
+        batch_size=1,
+        concurrency=4,
+        max_attempts=30,
+    )
     assert report["exit_code"] == 0 and counts_add_up(report)
     assert report["http_status_counts"]["503"] > 0
     final = {c["customerId"]: c for c in sandbox.customers()}
     assert {k: (v["firstName"], v["tracking_data"]) for k, v in final.items()} == {
-        "fx_0": ("Name58", "camp_58"), "fx_1": ("Name59", "camp_59")}
+        "fx_0": ("Name58", "camp_58"),
+        "fx_1": ("Name59", "camp_59"),
+    }
 
 
 def test_a_second_upload_while_the_log_is_locked_exits_2_naming_the_pid(tmp_path, sandbox) -> None:
@@ -357,14 +487,14 @@ def test_a_second_upload_while_the_log_is_locked_exits_2_naming_the_pid(tmp_path
     log = tmp_path / "run.jsonl"
     lock = LogLock(log).acquire()
     try:
-        res = cli("upload", "d.csv", "-m", str(m), "--base-url", sandbox.url, "--log", str(log),
-                  cwd=tmp_path, env=KEY_ENV)
+        res = cli(
+            "upload", "d.csv", "-m", str(m), "--base-url", sandbox.url, "--log", str(log), cwd=tmp_path, env=KEY_ENV
+        )
     finally:
         lock.release()
     assert res.returncode == 2
     assert f"in use by process {os.getpid()}" in res.stderr
     assert sandbox.stats()["requests"] == 0
-    ok = cli("upload", "d.csv", "-m", str(m), "--base-url", sandbox.url, "--log", str(log),
-             cwd=tmp_path, env=KEY_ENV)
+    ok = cli("upload", "d.csv", "-m", str(m), "--base-url", sandbox.url, "--log", str(log), cwd=tmp_path, env=KEY_ENV)
     assert ok.returncode == 0 and sandbox.stats()["activities"] == 5
     assert_no_key(tmp_path, res.stdout, res.stderr, ok.stdout, ok.stderr)

@@ -40,9 +40,7 @@ def resolve_inputs(patterns: Sequence[str]) -> list[Path]:
             hits = [Path(h) for h in sorted(glob.glob(os.path.expanduser(pat), recursive=True))]
             hits = [h for h in hits if h.is_file()]
             if not hits:
-                raise InputError(
-                    f"No file matches {pat!r}.", "Check the pattern and the directory."
-                )
+                raise InputError(f"No file matches {pat!r}.", "Check the pattern and the directory.")
         elif not plain.exists():
             raise InputError(f"{pat}: no such file.", "Check the path.")
         elif plain.is_dir():
@@ -57,9 +55,7 @@ def resolve_inputs(patterns: Sequence[str]) -> list[Path]:
     return list(out.values())
 
 
-def read_chunks(
-    paths: Sequence[Path], opts: SourceOptions, chunk_rows: int = 50_000
-) -> Iterator[Chunk]:
+def read_chunks(paths: Sequence[Path], opts: SourceOptions, chunk_rows: int = 50_000) -> Iterator[Chunk]:
     """Rows of every file in turn, at most chunk_rows per chunk; a chunk never spans files."""
     for i, path in enumerate(paths):
         src = Source(i, Path(path), str(path), _format_of(Path(path), opts))
@@ -87,10 +83,7 @@ def read_header(path: Path, opts: SourceOptions) -> list[str]:
             with _parquet_file(src) as pf:
                 return _check_names(pf.schema_arrow.names, src, None)
         objs = _jsonl_objects(src, opts) if src.format == "jsonl" else _json_objects(src, opts)
-        keys = (
-            o.keys()
-            for _, o in itertools.islice((x for x in objs if isinstance(x[1], dict)), _HEADER_SCAN)
-        )
+        keys = (o.keys() for _, o in itertools.islice((x for x in objs if isinstance(x[1], dict)), _HEADER_SCAN))
         return list(dict.fromkeys(itertools.chain.from_iterable(keys)))
 
 

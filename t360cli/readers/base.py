@@ -26,9 +26,7 @@ _EXT = {
     ".parquet": "parquet",
 }
 _BOM = codecs.BOM_UTF8
-_ENC_HINT = (
-    "Set source.encoding in the mapping to the file's encoding (for example cp1252 or latin-1)."
-)
+_ENC_HINT = "Set source.encoding in the mapping to the file's encoding (for example cp1252 or latin-1)."
 
 
 @dataclass(frozen=True)
@@ -90,9 +88,7 @@ class _io_errors:
 def _format_of(path: Path, opts: SourceOptions) -> str:
     if opts.format:
         if opts.format not in FORMATS:
-            raise InputError(
-                f"Unknown source.format {opts.format!r}.", f"Use one of: {', '.join(FORMATS)}."
-            )
+            raise InputError(f"Unknown source.format {opts.format!r}.", f"Use one of: {', '.join(FORMATS)}.")
         return opts.format
     name = path.name.lower().removesuffix(".gz")
     fmt = _EXT.get(os.path.splitext(name)[1])
@@ -138,9 +134,7 @@ def _check_names(raw: Sequence[str], src: Source, line: int | None) -> list[str]
     seen: dict[str, int] = {}
     for i, n in enumerate(names, 1):
         if not n:
-            raise InputError(
-                f"{where}: header column {i} has no name.", "Give every column a name."
-            )
+            raise InputError(f"{where}: header column {i} has no name.", "Give every column a name.")
         if n in seen:
             raise InputError(
                 f"{where}: header column {i} {n!r} repeats column {seen[n]}.",

@@ -115,9 +115,7 @@ def _csv_fast(src: Source, head: _Head, state: dict) -> Iterator[tuple[pa.Table,
         stream.close()
 
 
-def _fast_batch(
-    batch: pa.RecordBatch, head: _Head, state: dict
-) -> Iterator[tuple[pa.Table, np.ndarray]]:
+def _fast_batch(batch: pa.RecordBatch, head: _Head, state: dict) -> Iterator[tuple[pa.Table, np.ndarray]]:
     """Line numbers of a batch's records (vectorised), minus the header and all-empty rows."""
     n = batch.num_rows
     if n == 0:
@@ -130,9 +128,9 @@ def _fast_batch(
         if b"\n" in data:
             breaks += pc.count_substring(col, "\n").to_numpy(zero_copy_only=False)
         if b"\r" in data:  # a lone CR is a line break too; CRLF counts once
-            breaks += pc.count_substring(col, "\r").to_numpy(
-                zero_copy_only=False
-            ) - pc.count_substring(col, "\r\n").to_numpy(zero_copy_only=False)
+            breaks += pc.count_substring(col, "\r").to_numpy(zero_copy_only=False) - pc.count_substring(
+                col, "\r\n"
+            ).to_numpy(zero_copy_only=False)
     before = np.concatenate(([0], np.cumsum(breaks)[:-1]))
     lines = state["line"] + np.arange(n, dtype=np.int64) + before
     keep = length > 0
@@ -159,9 +157,7 @@ def _text_bytes(col: pa.Array) -> bytes:
     return values.slice(int(offsets[0]), int(offsets[-1] - offsets[0])).to_pybytes()
 
 
-def _csv_slow(
-    src: Source, head: _Head, skip: int, size: int
-) -> Iterator[tuple[pa.Table, np.ndarray, list]]:
+def _csv_slow(src: Source, head: _Head, skip: int, size: int) -> Iterator[tuple[pa.Table, np.ndarray, list]]:
     """Exact reading with the csv module from the start of the file, past `skip` records."""
     csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
     names, n = head.names, len(head.names)
@@ -215,9 +211,7 @@ class _Emitter:
         self.bad: list[BadRow] = []
         self.n = 0
 
-    def add(
-        self, table: pa.Table, lines: np.ndarray, bad: Sequence[BadRow] = ()
-    ) -> Iterator[Chunk]:
+    def add(self, table: pa.Table, lines: np.ndarray, bad: Sequence[BadRow] = ()) -> Iterator[Chunk]:
         self.bad.extend(bad)
         if len(lines):
             self.parts.append(table)
@@ -231,16 +225,10 @@ class _Emitter:
             yield self._take(self.n)
 
     def _take(self, k: int) -> Chunk:
-        table = (
-            pa.concat_tables(self.parts)
-            if self.parts
-            else _text_table(self.names, [[]] * len(self.names))
-        )
+        table = pa.concat_tables(self.parts) if self.parts else _text_table(self.names, [[]] * len(self.names))
         lines = np.concatenate(self.lines) if self.lines else np.zeros(0, np.int64)
         rest = table.slice(k)
-        self.parts, self.lines, self.n = (
-            ([rest], [lines[k:]], self.n - k) if rest.num_rows else ([], [], 0)
-        )
+        self.parts, self.lines, self.n = ([rest], [lines[k:]], self.n - k) if rest.num_rows else ([], [], 0)
         last = lines[k - 1] if k and self.n else np.iinfo(np.int64).max  # later bad rows wait
         bad = [b for b in self.bad if b.line <= last]
         self.bad = [b for b in self.bad if b.line > last]

@@ -28,11 +28,7 @@ _WS = re.compile(r"[ \t\n\r]*")
 def _compact(v: object) -> str:
     """Compact JSON text of a nested value, numbers as written in the source."""
     if isinstance(v, dict):
-        return (
-            "{"
-            + ",".join(json.dumps(k, ensure_ascii=False) + ":" + _compact(x) for k, x in v.items())
-            + "}"
-        )
+        return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + _compact(x) for k, x in v.items()) + "}"
     if isinstance(v, list):
         return "[" + ",".join(_compact(x) for x in v) + "]"
     if type(v) is _Num:
@@ -60,15 +56,9 @@ def _json_chunk(src: Source, rows: list[dict], lines: list[int], bad: list[BadRo
         col = [r.get(k, "") for r in rows]
         types = set(map(type, col))
         numeric[k] = (
-            np.fromiter((type(v) is _Num for v in col), bool, len(col))
-            if _Num in types
-            else np.zeros(len(col), bool)
+            np.fromiter((type(v) is _Num for v in col), bool, len(col)) if _Num in types else np.zeros(len(col), bool)
         )
-        cols.append(
-            col
-            if types <= {str, _Num}
-            else [v if type(v) in (str, _Num) else _jtext(v) for v in col]
-        )
+        cols.append(col if types <= {str, _Num} else [v if type(v) in (str, _Num) else _jtext(v) for v in col])
     return Chunk(src, names, _text_table(names, cols), np.array(lines, np.int64), numeric, bad)
 
 
@@ -158,9 +148,7 @@ class _JsonArray:
                 return ""
 
     def _fail(self, what: str) -> InputError:
-        return InputError(
-            f"{self.name}: {what}.", "A .json source must be one array of objects: [{...}, {...}]."
-        )
+        return InputError(f"{self.name}: {what}.", "A .json source must be one array of objects: [{...}, {...}].")
 
     def __iter__(self) -> Iterator[tuple[int, object]]:
         if self._peek() != "[":
@@ -177,9 +165,7 @@ class _JsonArray:
             self.pos += 1
             if c == "]":
                 if self._peek():
-                    raise self._fail(
-                        f"unexpected text after the array's closing ']' (after record {idx})"
-                    )
+                    raise self._fail(f"unexpected text after the array's closing ']' (after record {idx})")
                 return
             if c != ",":
                 raise self._fail(f"expected ',' or ']' after record {idx}")

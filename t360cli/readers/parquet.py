@@ -57,11 +57,7 @@ def _parquet_chunks(src: Source, size: int) -> Iterator[Chunk]:
         names = _check_names(pf.schema_arrow.names, src, None)
         seen = 0
         for batch in pf.iter_batches(batch_size=size):
-            texts, masks = (
-                zip(*(_pq_text(c) for c in batch.columns), strict=True)
-                if batch.num_columns
-                else ((), ())
-            )
+            texts, masks = zip(*(_pq_text(c) for c in batch.columns), strict=True) if batch.num_columns else ((), ())
             lines = np.arange(seen + 1, seen + 1 + batch.num_rows, dtype=np.int64)
             seen += batch.num_rows
             table = pa.Table.from_arrays(list(texts), names=names)
@@ -89,19 +85,14 @@ def _pq_text(col: pa.Array) -> tuple[pa.Array, np.ndarray]:
         return _pq_float(col)
     numeric = pa.types.is_integer(t) or pa.types.is_decimal(t)
     if pa.types.is_timestamp(t):
-        secs = pc.cast(
-            pc.round_temporal(col, unit="second"), pa.timestamp("s", "UTC" if t.tz else None)
-        )
+        secs = pc.cast(pc.round_temporal(col, unit="second"), pa.timestamp("s", "UTC" if t.tz else None))
         text = pc.strftime(secs, format="%Y-%m-%d %H:%M:%S")
         text = pc.binary_join_element_wise(text, "+00:00", "") if t.tz else text
     elif pa.types.is_time(t):
         text = pc.utf8_slice_codeunits(pc.cast(col, pa.string()), 0, 8)
     elif pa.types.is_nested(t):
         text = pa.array(
-            [
-                None if v is None else json.dumps(v, ensure_ascii=False, default=str)
-                for v in col.to_pylist()
-            ],
+            [None if v is None else json.dumps(v, ensure_ascii=False, default=str) for v in col.to_pylist()],
             pa.string(),
         )
     else:
@@ -113,17 +104,11 @@ def _pq_text(col: pa.Array) -> tuple[pa.Array, np.ndarray]:
 def _pq_float(col: pa.Array) -> tuple[pa.Array, np.ndarray]:
     vals = pc.if_else(pc.is_nan(col), pa.scalar(None, col.type), col)
     text = pc.cast(vals, pa.string())
-    fix = np.flatnonzero(
-        pc.fill_null(pc.match_substring(text, "e"), False).to_numpy(zero_copy_only=False)
-    )
+    fix = np.flatnonzero(pc.fill_null(pc.match_substring(text, "e"), False).to_numpy(zero_copy_only=False))
     if len(fix):
         arr, py = vals.to_numpy(zero_copy_only=False), text.to_pylist()
         for i in fix:
             py[i] = np.format_float_positional(arr[i], trim="-")
         text = pa.array(py, pa.string())
-    mask = (
-        pc.and_(pc.is_valid(vals), pc.is_finite(vals))
-        .fill_null(False)
-        .to_numpy(zero_copy_only=False)
-    )
+    mask = pc.and_(pc.is_valid(vals), pc.is_finite(vals)).fill_null(False).to_numpy(zero_copy_only=False)
     return pc.fill_null(text, ""), mask

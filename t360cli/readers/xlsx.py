@@ -34,9 +34,7 @@ def _xl_sheet(src: Source, opts: SourceOptions):
         want = 0
     if isinstance(want, str) and want not in names and want.strip().isdigit():
         want = int(want)
-    if (isinstance(want, int) and not 0 <= want < len(names)) or (
-        isinstance(want, str) and want not in names
-    ):
+    if (isinstance(want, int) and not 0 <= want < len(names)) or (isinstance(want, str) and want not in names):
         raise InputError(
             f"{src.name}: no sheet {want!r}; its sheets are: {', '.join(map(repr, names))}.",
             "Set source.sheet to one of these names or a 0-based index.",
@@ -90,9 +88,7 @@ def _read_xlsx(src: Source, opts: SourceOptions, size: int) -> Iterator[Chunk]:
         yield _xl_chunk(src, names, buf, lines, bad)
 
 
-def _xl_chunk(
-    src: Source, names: list[str], rows: list[list], lines: list[int], bad: list
-) -> Chunk:
+def _xl_chunk(src: Source, names: list[str], rows: list[list], lines: list[int], bad: list) -> Chunk:
     cols = list(zip(*rows, strict=True)) if rows else [()] * len(names)
     texts, numeric = [], {}
     for name, col in zip(names, cols, strict=False):
@@ -103,9 +99,7 @@ def _xl_chunk(
             else np.zeros(len(col), bool)
         )
         texts.append(_xl_texts(col, types))
-    return Chunk(
-        src, list(names), _text_table(names, texts), np.array(lines, np.int64), numeric, bad
-    )
+    return Chunk(src, list(names), _text_table(names, texts), np.array(lines, np.int64), numeric, bad)
 
 
 def _xl_texts(col: Sequence, types: set[type]) -> Sequence[str]:
