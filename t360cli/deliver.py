@@ -20,7 +20,7 @@ from t360cli.batching import Batch
 from t360cli.client import Sender, SendResult
 from t360cli.errors import AuthRefused
 from t360cli.progress_log import RunLog
-from t360cli.report import Counts, Totals
+from t360cli.tally import Counts, Totals
 
 _END = object()
 

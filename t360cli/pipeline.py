@@ -20,7 +20,8 @@ from t360cli.aggregate import Aggregator
 from t360cli.batching import Origin, Piece
 from t360cli.mapping import Mapping, check_columns
 from t360cli.readers import Chunk, Source
-from t360cli.report import Counts, RejectsWriter, Totals
+from t360cli.report import RejectsWriter
+from t360cli.tally import Counts, Totals
 from t360cli.validate import Dedupe, HashIndex, KeyOrder, hash_strings
 
 WORKERS = 2  # these machines have 2 cores; the floor leaves one idle

@@ -24,7 +24,8 @@ from t360cli.config import Settings, host_of
 from t360cli.errors import ExitCode, T360Error, TooManyRejects, UsageError
 from t360cli.mapping import Mapping, load_mapping
 from t360cli.pipeline import Inputs, Pipeline, open_inputs
-from t360cli.report import Counts, RejectsWriter, Totals, report_dict, write_json_atomic
+from t360cli.report import RejectsWriter, report_dict, write_json_atomic
+from t360cli.tally import Counts, Totals
 
 if TYPE_CHECKING:
     from t360cli.progress_log import RunLog

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:  # pyarrow only once a command runs: cli.main() picks its allocator first
-    from t360cli.report import Counts
+    from t360cli.tally import Counts
 
 PLAIN_EVERY_S = 10.0
 

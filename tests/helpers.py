@@ -11,7 +11,8 @@ import orjson
 from t360cli.batching import Batcher
 from t360cli.mapping import load_mapping
 from t360cli.pipeline import Pipeline, open_inputs
-from t360cli.report import Counts, RejectsWriter
+from t360cli.report import RejectsWriter
+from t360cli.tally import Counts
 
 
 @dataclass

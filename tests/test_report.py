@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from t360cli.report import RejectsWriter, Totals
+from t360cli.report import RejectsWriter
+from t360cli.tally import Totals
 
 
 def test_rejects_sorted_by_file_then_line_even_when_refusals_come_late(tmp_path: Path) -> None:

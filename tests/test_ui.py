@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from t360cli.report import Counts
+from t360cli.tally import Counts
 from t360cli.ui import PLAIN_EVERY_S, Terminal
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
