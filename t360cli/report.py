@@ -1,4 +1,4 @@
-"""Counts (every row in exactly one bucket), control totals, the rejects CSV, the report."""
+"""The run's written results: the rejects CSV and the JSON report."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from t360cli.tally import Counts
 
 
 class RejectsWriter:
