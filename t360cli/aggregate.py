@@ -8,80 +8,22 @@ out at the end, sorted by group key, so batches never depend on chunking.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from t360cli import encode
-from t360cli.batching import Piece
-
-if TYPE_CHECKING:
-    from t360cli.mapping import Mapping
-    from t360cli.pipeline import Pipeline
+from t360cli.mapping.spec import AggregateSpec, Mapping
 
 
-@dataclass
-class AggregateSpec:
-    by: list[tuple[str, bool]]  # (target field, cut to its date)
-    sum: list[str]
-    count: str | None = None
+@dataclass(frozen=True)
+class Groups:
+    """The records of every group, and each group's key as text (for generated ids)."""
 
-
-def parse_aggregate(ck: Any, tree: Any, m: Mapping) -> AggregateSpec:
-    from t360cli.mapping import YList, YMap
-
-    node, line = tree["aggregate"], tree.line_of("aggregate")
-    if m.kind != "activities" or m.events:
-        raise ck.fail(line, "aggregate: is for activities mappings without events:.")
-    if not isinstance(node, YMap):
-        raise ck.fail(line, "aggregate: must be a map with by:, sum: and optionally count:.")
-    ck.keys(node, ("by", "sum", "count"), "aggregate")
-    mapped = {s.target: s for s in m.fields}
-    by_raw = node.get("by")
-    if not isinstance(by_raw, YList) or not by_raw:
-        raise ck.fail(node.line_of("by"), "aggregate.by must list the target fields that form a group.")
-    by = []
-    for item, item_line in zip(by_raw, by_raw.item_lines, strict=True):
-        date = isinstance(item, YMap)
-        name = item.get("date") if date and list(item) == ["date"] else item
-        if not isinstance(name, str) or name not in mapped:
-            raise ck.fail(
-                item_line,
-                f"aggregate.by: '{item}' is not a field of this mapping.",
-                "Name target fields from fields:, or {date: createtime}.",
-            )
-        if date and mapped[name].type not in ("datetime", "date"):
-            raise ck.fail(item_line, f"aggregate.by: {{date: {name}}} needs a datetime or date field.")
-        by.append((name, date))
-    sums = node.get("sum", YList())
-    sums = [sums] if isinstance(sums, str) else list(sums)
-    for name in sums:
-        if name not in mapped or mapped[name].type not in ("decimal", "integer"):
-            raise ck.fail(node.line_of("sum"), f"aggregate.sum: '{name}' must be a decimal or integer field.")
-    count = node.get("count")
-    if count is not None and (not isinstance(count, str) or count in mapped):
-        raise ck.fail(node.line_of("count"), "aggregate.count names a new field to hold the number of rows.")
-    spec = AggregateSpec(by, sums, count)
-    _check_constant_fields(ck, m, spec)
-    return spec
-
-
-def _check_constant_fields(ck: Any, m: Mapping, spec: AggregateSpec) -> None:
-    """Any other field would differ inside a group (USD and EUR summed together)."""
-    keyed = {name for name, _ in spec.by} | set(spec.sum)
-    for s in m.fields:
-        if s.target in keyed or s.value is not None or s.generate:
-            continue
-        raise ck.fail(
-            s.line,
-            f"aggregate: {s.target} can differ between the rows of a group.",
-            f"Add {s.target} to aggregate.by, list it in sum:, or make it a value:.",
-        )
+    values: dict[str, pa.Array]
+    keys: list[str]
 
 
 @dataclass
@@ -91,13 +33,10 @@ class Aggregator:
     each group once, at the end."""
 
     mapping: Mapping
+    spec: AggregateSpec
     parts: list[pa.Table] = field(default_factory=list)
     part_rows: int = 0
     groups_seen: int = 0
-
-    @property
-    def spec(self) -> AggregateSpec:
-        return self.mapping.aggregate
 
     @property
     def key_names(self) -> list[str]:
@@ -140,27 +79,28 @@ class Aggregator:
             self.parts = [self._group(pa.concat_tables(self.parts))]
         self.part_rows = self.groups_seen = self.parts[0].num_rows if self.parts else 0
 
-    def finish(self, pipe: Pipeline) -> Iterator[Piece]:
+    def finish(self) -> Groups | None:
+        """Every group's record values, sorted by group key (None: no group)."""
         self._compact()
         if not self.parts or not self.parts[0].num_rows:
-            return
+            return None
         rows = self.parts[0].to_pylist()
         nkeys = len(self.spec.by)
         rows.sort(key=lambda g: tuple("" if g[f"k{i}"] is None else g[f"k{i}"] for i in range(nkeys)))
         keys = [tuple(g[f"k{i}"] for i in range(nkeys)) for g in rows]
         values: dict[str, pa.Array] = {}
-        for s in self.mapping.fields:
-            if s.value is not None:
-                values[s.target] = pa.repeat(pa.scalar(s.value.strip() or None, pa.string()), len(keys))
+        for spec in self.mapping.fields:
+            if spec.value is not None:
+                values[spec.target] = pa.repeat(pa.scalar(spec.value.strip() or None, pa.string()), len(keys))
         for i, (name, _) in enumerate(self.spec.by):
             values[name] = pa.array([k[i] for k in keys], pa.string())
         for i, name in enumerate(self.spec.sum):
             values[name] = pa.array([_text(g[f"s{i}"], g[f"p{i}"]) for g in rows], pa.string())
         if self.spec.count:
             values[self.spec.count] = pa.array([str(g["n"]) for g in rows], pa.string())
-        ordered = {s.target: values[s.target] for s in self.mapping.fields if s.target in values}
-        ordered.update({k: v for k, v in values.items() if k not in ordered})
-        yield pipe.aggregated_piece(ordered, [_group_id(k) for k in keys])
+        ordered = {spec.target: values[spec.target] for spec in self.mapping.fields if spec.target in values}
+        ordered.update({name: col for name, col in values.items() if name not in ordered})
+        return Groups(ordered, [_group_id(key) for key in keys])
 
 
 def _key(col: pa.Array, date: bool) -> pa.Array:
@@ -184,11 +124,3 @@ def _text(value: Decimal | None, places: int | None) -> str:
 
 def _group_id(key: tuple[Any, ...]) -> str:
     return "\x1f".join("" if v is None else str(v) for v in key)
-
-
-def group_ids(keys: list[str]) -> pa.Array:
-    """Stable eventids from group keys (for `eventid: {generate: hash}`)."""
-    return encode.hash_ids(pa.array(keys, pa.string()))
-
-
-__all__ = ["AggregateSpec", "Aggregator", "group_ids", "parse_aggregate", "np"]

@@ -1,14 +1,18 @@
-"""The run's shared state: Counts (every row in exactly one bucket) and control Totals."""
+"""The run's shared state: Counts (every row in exactly one bucket), control Totals and
+the rejects waiting to be written in file and line order."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from t360cli.readers import Chunk, Source
 
 
 @dataclass
@@ -27,9 +31,6 @@ class Counts:
     retries: int = 0
     http_status_counts: dict[str, int] = field(default_factory=dict)
     unattributed_customers: int | None = None
-
-    def balanced(self) -> bool:
-        return self.rows_read == (self.rows_valid + self.rows_rejected + self.rows_filtered + self.rows_duplicate)
 
 
 Sums = dict[str, dict[str, dict[str, Decimal]]]  # eventname -> Currency -> field -> sum
@@ -100,3 +101,36 @@ class Totals:
         return {
             e: {c: {f: self.text(f, v) for f, v in fs.items()} for c, fs in cs.items()} for e, cs in self.sums.items()
         }
+
+
+class RejectSink(Protocol):
+    def write(self, source: str, line: int, reason: str, cells: dict[str, Any]) -> None: ...
+
+
+class RejectBuffer:
+    """Rejects of the chunk being absorbed, counted at once and written in file and line
+    order when the chunk is done (its bad rows, row rules and conflicts come in three passes)."""
+
+    def __init__(self, counts: Counts, sink: RejectSink | None) -> None:
+        self.counts = counts
+        self.sink = sink
+        self.held: list[tuple[int, int, str, str, dict[str, Any]]] = []
+
+    def add(self, source: Source, line: int, reason: str, cells: dict[str, Any]) -> None:
+        self.counts.rows_rejected += 1
+        if self.sink is not None:
+            self.held.append((source.index, line, source.name, reason, cells))
+
+    def add_rows(self, chunk: Chunk, rows: np.ndarray, reasons: list[str]) -> None:
+        """Rows of a chunk (positions in its table), with a reason each."""
+        if not len(reasons):
+            return
+        cells = chunk.table.take(pa.array(rows)).to_pylist()
+        for row, reason, cell in zip(rows, reasons, cells, strict=True):
+            self.add(chunk.source, int(chunk.lines[row]), reason, cell)
+
+    def flush(self) -> None:
+        if self.sink is not None:
+            for _, line, name, reason, cells in sorted(self.held, key=lambda held: (held[0], held[1])):
+                self.sink.write(name, line, reason, cells)
+        self.held = []

@@ -1,15 +1,9 @@
-"""Contract rules beyond the mapping, and duplicate / conflict detection across a run.
+"""Row rules (SPEC 5 and 9): a mapped chunk in, the reasons each row is rejected out.
 
-Duplicates (SPEC 5 and 9):
-- activities: the same `eventid` again with an identical record is skipped as a
-  duplicate; with a different record it is rejected as a conflict (the first wins).
-- customers: the same `customerId` again with a record identical to the latest one
-  is skipped as a duplicate; a different record is kept and delivered after the
-  earlier one (later values win at Track360; run.py keeps the order).
-
-Ids and record contents are remembered as 64-bit hashes in sorted numpy runs behind a
-Bloom filter, so a million ids cost ~18 MB instead of ~100 MB for a Python dict (~10 MB
-when the id is itself a hash of the content, as generated ids are).
+transform.py makes the values and says why one could not be made (a map miss, a type
+error); here those reasons join the rules every value must meet (at most `max_length`
+characters, `required`), each named by its field, and the conflicts dedupe finds
+become reasons too. Vectorised: no loop over cells.
 """
 
 from __future__ import annotations
@@ -18,193 +12,76 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-EMPTY_U64 = np.empty(0, dtype=np.uint64)
-# Runs stop merging at this size: a merge's temporaries stay a few MB, and a lookup
-# probes one more sorted run per quarter million ids.
-MAX_RUN = 1 << 18
-
-
-def hash_strings(values: pa.Array) -> np.ndarray:
-    """64-bit hash of each string (nulls hash like "").
-
-    Python's own string hash: 6x faster than pandas' SipHash here, and an index only
-    lives as long as one run (one process), so its per-process salt does not matter.
-    """
-    texts = values.fill_null("").to_pylist()
-    return np.fromiter(map(hash, texts), dtype=np.int64, count=len(texts)).view(np.uint64)
+from t360cli import reasons, transform
+from t360cli.mapping.spec import FieldSpec, Mapping
+from t360cli.readers import Chunk
 
 
-class HashIndex:
-    """uint64 key -> uint64 value, newest write wins; log-structured sorted runs."""
+@dataclass
+class Checked:
+    """A chunk after mapping and the row rules."""
 
-    def __init__(self, filter_bits: int = 1 << 24) -> None:
-        assert filter_bits >= 64 and filter_bits & (filter_bits - 1) == 0, "a power of two"
-        self.runs: list[tuple[np.ndarray, np.ndarray | None]] = []  # (keys, values or None: the keys)
-        self._filter(filter_bits)  # 2 MB to start; grows to stay under 1/16 full
-        self.count = 0
+    values: dict[str, pa.Array]  # target -> values of the valid records
+    rows: np.ndarray  # the chunk row of each valid record
+    errors: pa.Array  # per chunk row: "; "-joined reasons, null where the row is fine
+    filtered: np.ndarray  # per chunk row: dropped by `where` (or, with events, every event skipped)
 
-    def _filter(self, bits: int) -> None:
-        """An empty blocked Bloom filter: each key sets 4 bits of one 64-bit word. At 16
-        bits per key ~0.5% of absent keys get through (with one bit per key: 6%)."""
-        self.filter_bits = bits
-        self.words = np.zeros(bits // 64, dtype=np.uint64)
-        self._shift = np.uint64(64 - (len(self.words).bit_length() - 1))
-
-    def _slots(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(word, mask) of each key: the word from its top bits, so sorted keys give
-        sorted words; the mask from four 6-bit fields of its low bits."""
-        word = (keys >> self._shift).astype(np.int64) if self._shift < 64 else np.zeros(len(keys), np.int64)
-        mask = np.zeros(len(keys), dtype=np.uint64)
-        for j in range(4):
-            mask |= np.uint64(1) << ((keys >> np.uint64(6 * j)) & np.uint64(63))
-        return word, mask
-
-    def _mark(self, sorted_keys: np.ndarray) -> None:
-        """Set the filter bits of sorted keys (one OR per word, no ufunc.at)."""
-        word, mask = self._slots(sorted_keys)
-        first = np.flatnonzero(np.concatenate([[True], word[1:] != word[:-1]]))
-        self.words[word[first]] |= np.bitwise_or.reduceat(mask, first)
-
-    def _grow_filter(self) -> None:
-        """4x the bits, refilled from the runs."""
-        self._filter(self.filter_bits * 4)
-        for run_keys, _ in self.runs:
-            self._mark(run_keys)
-
-    def maybe(self, keys: np.ndarray) -> np.ndarray:
-        """False for keys certainly never put."""
-        word, mask = self._slots(keys)
-        return (self.words[word] & mask) == mask
-
-    def __len__(self) -> int:
-        return sum(len(k) for k, _ in self.runs)
-
-    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(found mask, values) for each key, newest run first."""
-        found = np.zeros(len(keys), dtype=bool)
-        out = np.zeros(len(keys), dtype=np.uint64)
-        candidates = self.maybe(keys)
-        for run_keys, run_vals in reversed(self.runs):
-            todo = np.flatnonzero(candidates & ~found)
-            if not len(todo):
-                break
-            pos = np.searchsorted(run_keys, keys[todo])
-            pos[pos == len(run_keys)] = 0
-            hit = run_keys[pos] == keys[todo]
-            found[todo[hit]] = True
-            out[todo[hit]] = (run_keys if run_vals is None else run_vals)[pos[hit]]
-        return found, out
-
-    def put(self, keys: np.ndarray, values: np.ndarray) -> None:
-        """Insert or overwrite (the last of repeated keys wins)."""
-        self.put_sorted(*_last_per_key(keys, values))
-
-    def put_sorted(self, keys: np.ndarray, values: np.ndarray) -> None:
-        """put() of keys already sorted and unique. Keys that are their own values (ids
-        hashed from content) are stored once."""
-        if not len(keys):
-            return
-        self._mark(keys)
-        self.runs.append((keys, None if values is keys else values))
-        self.count += len(keys)
-        if self.count * 16 > self.filter_bits:
-            self._grow_filter()
-        while (
-            len(self.runs) > 1
-            and len(self.runs[-2][0]) <= 2 * len(self.runs[-1][0])
-            and len(self.runs[-2][0]) + len(self.runs[-1][0]) <= MAX_RUN
-        ):
-            (k1, v1), (k2, v2) = self.runs[-2], self.runs.pop()
-            if v1 is None and v2 is None:
-                k = np.sort(np.concatenate([k1, k2]), kind="stable")  # timsort: two sorted runs
-                self.runs[-1] = (k[np.concatenate([[True], k[1:] != k[:-1]])], None)
-            else:
-                vals = [k if v is None else v for k, v in ((k1, v1), (k2, v2))]
-                self.runs[-1] = _last_per_key(np.concatenate([k1, k2]), np.concatenate(vals))
-
-
-@dataclass(frozen=True)
-class KeyOrder:
-    """Rows of equal keys brought together: what dedupe needs of a chunk's key hashes.
-    Pure numpy on one chunk, so it is computed beside the mapping, off the main thread."""
-
-    order: np.ndarray  # stable argsort of the keys: equal keys stay in file order
-    starts: np.ndarray  # per sorted position: the first of its key
+    @property
+    def bad(self) -> np.ndarray:
+        """Per chunk row: rejected (filtered rows are never judged)."""
+        valid: np.ndarray = self.errors.is_valid().to_numpy(zero_copy_only=False)
+        bad: np.ndarray = valid & ~self.filtered
+        return bad
 
     @classmethod
-    def of(cls, keys: np.ndarray) -> KeyOrder:
-        order = np.argsort(keys, kind="stable")
-        ks = keys[order]
-        starts = np.ones(len(keys), dtype=bool)
-        starts[1:] = ks[1:] != ks[:-1]
-        return cls(order, starts)
-
-    def first_positions(self) -> np.ndarray:
-        """For each row, the row where its key first occurs."""
-        out = np.empty(len(self.order), dtype=np.int64)
-        out[self.order] = self.order[self.starts][np.cumsum(self.starts) - 1]
-        return out
+    def empty(cls) -> Checked:
+        return cls({}, np.zeros(0, dtype=np.int64), reasons.nulls(0), np.zeros(0, dtype=bool))
 
 
-def _last_per_key(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(keys, kind="stable")
-    k, v = keys[order], values[order]
-    last = np.ones(len(k), dtype=bool)
-    last[:-1] = k[1:] != k[:-1]
-    return k[last], v[last]
+def field_reasons(spec: FieldSpec, values: pa.Array, problems: pa.Array) -> pa.Array:
+    """Why each row's value of one field is refused, prefixed with the field's name."""
+    errors = problems
+    if spec.max_length is not None:
+        length = pc.utf8_length(values)
+        too_long = pc.fill_null(pc.greater(length, spec.max_length), False)
+        if pc.any(too_long).as_py():
+            text = pc.binary_join_element_wise(
+                pc.cast(length, reasons.STR), f" characters, at most {spec.max_length}", ""
+            )
+            errors = reasons.join(errors, reasons.where(too_long, text))
+    if spec.required and values.null_count:
+        missing = pc.and_(pc.is_null(values), pc.is_null(errors))
+        errors = reasons.join(errors, reasons.where(missing, pa.scalar("required, but empty")))
+    return reasons.prefix(spec.target, errors)
 
 
-class Dedupe:
-    """Classifies valid records: 0 keep, 1 duplicate (skip), 2 conflict (reject)."""
+def row_reasons(specs: list[FieldSpec], mapped: transform.Mapped) -> pa.Array:
+    """Every field's reasons, joined per row in the mapping's order."""
+    errors = reasons.nulls(len(mapped))
+    for spec in specs:
+        if spec.target in mapped.values:
+            errors = reasons.join(errors, field_reasons(spec, mapped.values[spec.target], mapped.problems[spec.target]))
+    return errors
 
-    KEEP, DUPLICATE, CONFLICT = 0, 1, 2
 
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self.index = HashIndex()
+def check(mapping: Mapping, chunk: Chunk) -> Checked:
+    """Map the chunk's rows (one record each) and judge them."""
+    mapped = transform.apply(mapping, chunk)
+    errors = row_reasons(mapping.fields, mapped)
+    ok = errors.is_null().to_numpy(zero_copy_only=False) & ~mapped.filtered
+    rows = np.flatnonzero(ok)
+    take = pa.array(rows)
+    return Checked({name: col.take(take) for name, col in mapped.values.items()}, rows, errors, mapped.filtered)
 
-    def classify(self, keys: pa.Array, records: pa.Array) -> np.ndarray:
-        """keys: the id per record (null = no id: always kept); records: their JSON text."""
-        n = len(keys)
-        status = np.zeros(n, dtype=np.int8)
-        has_key = keys.is_valid().to_numpy(zero_copy_only=False)
-        rows = np.flatnonzero(has_key)
-        if not len(rows):
-            return status
-        k = hash_strings(keys.take(pa.array(rows)))
-        c = hash_strings(records.take(pa.array(rows)))
-        status[rows] = self.classify_hashes(k, c, KeyOrder.of(k))
-        return status
 
-    def classify_hashes(self, k: np.ndarray, c: np.ndarray, ko: KeyOrder) -> np.ndarray:
-        """The same, from id hashes, content hashes and their KeyOrder already computed."""
-        return self._first_wins(k, c, ko) if self.kind == "activities" else self._latest_wins(k, c, ko)
-
-    def _first_wins(self, k: np.ndarray, c: np.ndarray, ko: KeyOrder) -> np.ndarray:
-        found, prev = self.index.lookup(k)
-        # the reference content of a key: the index's, else its first occurrence here
-        ref_pos = ko.first_positions()
-        first = ~found & (ref_pos == np.arange(len(k)))
-        later = ~found & ~first
-        ref = np.where(found, prev, c[ref_pos])
-        out = np.where(found | later, np.where(ref == c, self.DUPLICATE, self.CONFLICT), self.KEEP)
-        new = ko.order[ko.starts]  # each key's first row, in key order
-        new = new[~found[new]]
-        keys = k[new]
-        self.index.put_sorted(keys, keys if c is k else c[new])
-        return out.astype(np.int8)
-
-    def _latest_wins(self, k: np.ndarray, c: np.ndarray, ko: KeyOrder) -> np.ndarray:
-        found, prev = self.index.lookup(k)
-        order, starts = ko.order, ko.starts  # rows of one id together, in file order
-        before = np.full(len(k), -1, dtype=np.int64)  # the previous row with the same id
-        before[order[~starts]] = order[np.flatnonzero(~starts) - 1]
-        has_before = before >= 0
-        ref = prev.copy()
-        ref[has_before] = c[before[has_before]]
-        seen = has_before | found
-        out = np.where(seen & (ref == c), self.DUPLICATE, self.KEEP).astype(np.int8)
-        last = order[np.append(starts[1:], True)]  # each id's last row, in key order
-        self.index.put_sorted(k[last], c[last])
-        return out
+def conflict_reasons(ids: pa.Array, rows: np.ndarray, conflicted: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """The rows holding a conflicting record (same eventid, other values), each with the
+    reason naming its first such id. ids and rows are per record; conflicted a record mask."""
+    first: dict[int, str] = {}
+    for row, event_id in zip(rows[conflicted].tolist(), ids.filter(pa.array(conflicted)).to_pylist(), strict=True):
+        first.setdefault(row, event_id)
+    conflict_rows = sorted(first)
+    texts = [f"eventid: '{first[row]}' was already sent with different values (conflict)" for row in conflict_rows]
+    return np.array(conflict_rows, dtype=np.int64), texts

@@ -208,3 +208,33 @@ def test_where_column_checked_too(tmp_path: Path) -> None:
     m = load_mapping(write(tmp_path, "kind: customers\nwhere: {Stat: [A]}\nfields:\n  customerId: Login\n"))
     with pytest.raises(MappingError, match="line 2: column 'Stat' is not in f.csv. Did you mean 'Status'"):
         check_columns(m, "f.csv", ["Login", "Status"])
+
+
+def test_every_mistake_is_reported_at_once(tmp_path: Path) -> None:
+    """One run names them all, in line order (issue "The house": one checker that collects)."""
+    got = error_of(
+        tmp_path,
+        "kind: activities\n"
+        "timezone: Mars/Olympus\n"
+        "fields:\n"
+        "  customerid: Login\n"
+        "  eventname: {value: Deposit}\n"
+        "  Value: {column: Amount, type: decimel}\n"
+        "  createtime: {column: Date, type: datetime, format: '%d.%m.%Y %H:%M:%S %Q'}\n"
+        "  Currency: {colum: Ccy}\n",
+    )
+    assert got.splitlines()[0] == "m.yaml has 4 mistakes:"
+    bullets = got.splitlines()[1:]
+    assert [b.split(":")[0] for b in bullets] == ["• line 2", "• line 6", "• line 7", "• line 8"]
+    assert "unknown time zone 'Mars/Olympus'" in bullets[0]
+    assert "unknown type 'decimel'. Did you mean 'decimal'?" in bullets[1]
+    assert "bad format" in bullets[2]
+    assert "unknown key 'colum' in field Currency. Did you mean 'column'?" in bullets[3]
+
+
+def test_a_misspelt_field_is_not_also_missing(tmp_path: Path) -> None:
+    """The wrong spelling of a required field is one mistake, not two."""
+    got = error_of(tmp_path, "kind: activities\nfields:\n  customerId: Login\n  EventName: {value: Deposit}\n")
+    assert got.startswith("m.yaml has 2 mistakes:")
+    assert "did you mean customerid?" in got and "did you mean eventname?" in got
+    assert "is required" not in got
