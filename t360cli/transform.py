@@ -45,21 +45,21 @@ def cells(chunk: Chunk, column: str) -> pa.Array:
     return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, STR), trimmed)
 
 
-def where_mask(m: Mapping, chunk: Chunk) -> np.ndarray:
+def where_mask(mapping: Mapping, chunk: Chunk) -> np.ndarray:
     """True for rows that `where` filters out."""
     keep = np.ones(chunk.table.num_rows, dtype=bool)
-    for column, values in m.where.items():
+    for column, values in mapping.where.items():
         hit = pc.is_in(pc.fill_null(cells(chunk, column), ""), value_set=pa.array(values, STR))
         keep &= hit.to_numpy(zero_copy_only=False)
     return ~keep
 
 
-def source_values(spec: FieldSpec, chunk: Chunk, n: int) -> pa.Array:
+def source_values(spec: FieldSpec, chunk: Chunk, count: int) -> pa.Array:
     if spec.column is not None:
         return cells(chunk, spec.column)
     if spec.value is not None:
         text = spec.value.strip()
-        return pa.repeat(pa.scalar(text or None, STR), n)
+        return pa.repeat(pa.scalar(text or None, STR), count)
     assert spec.template is not None
     parts: list[pa.Array | str] = []
     for i, part in enumerate(spec.template.parts):
@@ -79,13 +79,13 @@ def apply_map(spec: FieldSpec, values: pa.Array) -> tuple[pa.Array, pa.Array]:
     return mapped, reasons.where(missing, pc.binary_join_element_wise("'", values, "' is not in the map", ""))
 
 
-def convert_field(spec: FieldSpec, m: Mapping, values: pa.Array, numeric: np.ndarray | None) -> convert.Parsed:
+def convert_field(spec: FieldSpec, mapping: Mapping, values: pa.Array, numeric: np.ndarray | None) -> convert.Parsed:
     if spec.type in ("datetime", "date") and numeric is None and _repetitive(values):
         # a daily report repeats a few dates: parse each once, then spread back
         enc = values.dictionary_encode()
-        once = _convert(spec, m, enc.dictionary, None)
+        once = _convert(spec, mapping, enc.dictionary, None)
         return convert.Parsed(once.values.take(enc.indices), once.errors.take(enc.indices))
-    return _convert(spec, m, values, numeric)
+    return _convert(spec, mapping, values, numeric)
 
 
 def _repetitive(values: pa.Array, sample: int = 1024) -> bool:
@@ -93,18 +93,23 @@ def _repetitive(values: pa.Array, sample: int = 1024) -> bool:
     return len(values) >= 2 * sample and pc.count_distinct(values.slice(0, sample)).as_py() * 8 <= sample
 
 
-def _convert(spec: FieldSpec, m: Mapping, values: pa.Array, numeric: np.ndarray | None) -> convert.Parsed:
-    t = spec.type
-    if t == "string":
+def _convert(spec: FieldSpec, mapping: Mapping, values: pa.Array, numeric: np.ndarray | None) -> convert.Parsed:
+    kind = spec.type
+    if kind == "string":
         return convert.Parsed(values, reasons.nulls(len(values)))
-    if t in ("decimal", "integer"):
-        fn = convert.parse_decimal if t == "decimal" else convert.parse_integer
-        return fn(values, numeric=numeric, decimal=m.decimal, thousands=m.thousands)
-    if t in ("datetime", "date"):
+    if kind in ("decimal", "integer"):
+        parse = convert.parse_decimal if kind == "decimal" else convert.parse_integer
+        return parse(values, numeric=numeric, decimal=mapping.decimal, thousands=mapping.thousands)
+    if kind in ("datetime", "date"):
         return convert.parse_datetime(
-            values, numeric=numeric, fmt=spec.format, tz=m.timezone, out_tz=m.output_timezone, date_only=t == "date"
+            values,
+            numeric=numeric,
+            fmt=spec.format,
+            tz=mapping.timezone,
+            out_tz=mapping.output_timezone,
+            date_only=kind == "date",
         )
-    if t == "currency":
+    if kind == "currency":
         return convert.parse_currency(values)
     return convert.parse_country(values)
 

@@ -31,57 +31,57 @@ def load_mapping(path: Path) -> Mapping:
     tree, raw = yamlnodes.load(path)
     if not isinstance(tree, YMap):
         raise MappingError(f"{path}: a mapping is a YAML map with `kind:` and `fields:`.")
-    ck = Checker(path)
-    ck.keys(tree, TOP_KEYS, "the mapping")
+    checker = Checker(path)
+    checker.keys(tree, TOP_KEYS, "the mapping")
     if "kind" not in tree:
-        ck.stop(tree.line, "`kind:` is missing.", "Add `kind: customers` or `kind: activities`.")
-    kind = ck.text(tree, "kind", "kind") or ""
+        checker.stop(tree.line, "`kind:` is missing.", "Add `kind: customers` or `kind: activities`.")
+    kind = checker.text(tree, "kind", "kind") or ""
     if kind not in contract.KINDS:
-        ck.stop(
+        checker.stop(
             tree.line_of("kind"), f"kind '{kind}' is not customers or activities.{did_you_mean(kind, contract.KINDS)}"
         )
     mapping = Mapping(path=path, kind=kind, sha256=hashlib.sha256(raw).hexdigest(), source=SourceOptions())
     if "source" in tree:
-        _source(ck, tree, mapping)
+        _source(checker, tree, mapping)
     for key in ("timezone", "output_timezone"):
-        zone = ck.zone(tree, key) if key in tree else None
+        zone = checker.zone(tree, key) if key in tree else None
         setattr(mapping, key, zone or "UTC")
     if "where" in tree:
-        _where(ck, tree, mapping)
+        _where(checker, tree, mapping)
     fields = tree.get("fields")
     if not isinstance(fields, YMap) or not fields:
-        if "fields" not in tree and ck.problems:  # most likely a misspelt `fields:`, already noted
-            raise ck.error()
-        ck.stop(
+        if "fields" not in tree and checker.problems:  # most likely a misspelt `fields:`, already noted
+            raise checker.error()
+        checker.stop(
             tree.line_of("fields"),
             "`fields:` is missing or empty.",
             "List the target fields, e.g. `customerid: {column: Login}`.",
         )
-    mapping.fields = field_list(ck, kind, fields)
+    mapping.fields = field_list(checker, kind, fields)
     named = set(fields)
     if "events" in tree:
-        mapping.events = parse_events(ck, tree, mapping)
+        mapping.events = parse_events(checker, tree, mapping)
         named |= {key for item in tree["events"] if isinstance(item, YMap) for key in item}
     named |= {intended(kind, target) for target in named}
     if "aggregate" in tree:
-        mapping.aggregate = parse_aggregate(ck, tree, mapping)
-    _check_required(ck, tree.line_of("fields"), mapping, named)
-    ck.finish()
+        mapping.aggregate = parse_aggregate(checker, tree, mapping)
+    _check_required(checker, tree.line_of("fields"), mapping, named)
+    checker.finish()
     return mapping
 
 
-def _source(ck: Checker, tree: YMap, mapping: Mapping) -> None:
+def _source(checker: Checker, tree: YMap, mapping: Mapping) -> None:
     src = tree["source"]
     if not isinstance(src, YMap):
-        ck.note(
+        checker.note(
             tree.line_of("source"), "`source:` must be a map (format, delimiter, encoding, sheet, decimal, thousands)."
         )
         return
-    ck.keys(src, SOURCE_KEYS, "source")
-    opts = {key: ck.text(src, key, f"source.{key}") for key in SOURCE_KEYS if key in src}
+    checker.keys(src, SOURCE_KEYS, "source")
+    opts = {key: checker.text(src, key, f"source.{key}") for key in SOURCE_KEYS if key in src}
     fmt, delimiter, encoding, sheet = (opts.get(key) for key in ("format", "delimiter", "encoding", "sheet"))
     if fmt is not None and fmt not in FORMATS:
-        ck.note(
+        checker.note(
             src.line_of("format"),
             f"unknown format '{fmt}'.{did_you_mean(fmt, FORMATS)}",
             f"Formats: {', '.join(FORMATS)}.",
@@ -89,13 +89,13 @@ def _source(ck: Checker, tree: YMap, mapping: Mapping) -> None:
     if delimiter is not None:
         delimiter = TAB_NAMES.get(delimiter, delimiter)
         if len(delimiter) != 1:
-            ck.note(src.line_of("delimiter"), "source.delimiter must be one character.", 'Write "\\t" for a tab.')
+            checker.note(src.line_of("delimiter"), "source.delimiter must be one character.", 'Write "\\t" for a tab.')
     if encoding is not None:
         try:
             codecs.lookup(encoding)
         except LookupError:
-            ck.note(src.line_of("encoding"), f"unknown encoding '{encoding}'.", "Use utf-8, cp1252, latin-1...")
-    _separators(ck, src, mapping, opts.get("decimal"), opts.get("thousands"))
+            checker.note(src.line_of("encoding"), f"unknown encoding '{encoding}'.", "Use utf-8, cp1252, latin-1...")
+    _separators(checker, src, mapping, opts.get("decimal"), opts.get("thousands"))
     mapping.source = SourceOptions(
         format=fmt,
         delimiter=delimiter,
@@ -104,22 +104,22 @@ def _source(ck: Checker, tree: YMap, mapping: Mapping) -> None:
     )
 
 
-def _separators(ck: Checker, src: YMap, mapping: Mapping, decimal: str | None, thousands: str | None) -> None:
+def _separators(checker: Checker, src: YMap, mapping: Mapping, decimal: str | None, thousands: str | None) -> None:
     mapping.decimal = decimal or "."
     if mapping.decimal not in (".", ","):
-        ck.note(src.line_of("decimal"), f'source.decimal must be "." or ",", not \'{mapping.decimal}\'.')
+        checker.note(src.line_of("decimal"), f'source.decimal must be "." or ",", not \'{mapping.decimal}\'.')
     if thousands is not None and (len(thousands) != 1 or thousands == mapping.decimal or thousands.isdigit()):
-        ck.note(
+        checker.note(
             src.line_of("thousands"),
             "source.thousands must be one character other than the decimal separator and digits.",
         )
     mapping.thousands = thousands
 
 
-def _where(ck: Checker, tree: YMap, mapping: Mapping) -> None:
+def _where(checker: Checker, tree: YMap, mapping: Mapping) -> None:
     where = tree["where"]
     if not isinstance(where, YMap) or not where:
-        ck.note(
+        checker.note(
             tree.line_of("where"),
             "`where:` must map a column to the values to keep.",
             "Example: `where: {Status: [Approved, Completed]}`.",
@@ -127,29 +127,29 @@ def _where(ck: Checker, tree: YMap, mapping: Mapping) -> None:
         return
     for column, values in where.items():
         if isinstance(values, YMap):
-            ck.note(where.line_of(column), f"where.{column} must be a value or a list of values.")
+            checker.note(where.line_of(column), f"where.{column} must be a value or a list of values.")
             continue
         kept = values if isinstance(values, list) else [values]
         if not kept or any(not isinstance(value, str) for value in kept):
-            ck.note(where.line_of(column), f"where.{column} must list plain values.")
+            checker.note(where.line_of(column), f"where.{column} must list plain values.")
             continue
         mapping.where[column.strip()] = tuple(value.strip() for value in kept)
         mapping.where_lines[column.strip()] = where.line_of(column)
 
 
-def _check_required(ck: Checker, fields_line: int, mapping: Mapping, named: set[str]) -> None:
+def _check_required(checker: Checker, fields_line: int, mapping: Mapping, named: set[str]) -> None:
     for required in contract.REQUIRED[mapping.kind]:
         if required not in named:
-            ck.note(
+            checker.note(
                 fields_line,
                 f"fields: {required} is required for {mapping.kind} and is not mapped.",
                 f"Add `{required}: {{column: ...}}` (or value/template).",
             )
     for spec in mapping.all_fields():
-        _contract_defaults(ck, mapping.kind, spec)
+        _contract_defaults(checker, mapping.kind, spec)
 
 
-def _contract_defaults(ck: Checker, kind: str, spec: FieldSpec) -> None:
+def _contract_defaults(checker: Checker, kind: str, spec: FieldSpec) -> None:
     """What the guide demands of a field, whatever the mapping says (SPEC 5): the
     required fields, tracking_data's 50 characters, the types of times and Value."""
     if spec.target in contract.REQUIRED[kind]:
@@ -159,7 +159,7 @@ def _contract_defaults(ck: Checker, kind: str, spec: FieldSpec) -> None:
     wanted = {"regtime": ("datetime", "date"), "createtime": ("datetime", "date"), "Value": ("decimal", "integer")}
     types = wanted.get(spec.target)
     if types and spec.type not in types and kind == ("customers" if spec.target == "regtime" else "activities"):
-        ck.note(
+        checker.note(
             spec.line,
             f"{spec.target} must be typed {' or '.join(types)}, not {spec.type}.",
             "Remove the type to use the default, or pick one of those.",
