@@ -10,20 +10,26 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from t360cli.encode import buffer_of
+
+if TYPE_CHECKING:
+    from t360cli.readers import Chunk
+
+Ints = npt.NDArray[np.integer]  # per record: file index, line, byte offset or row position
 
 
 @dataclass
 class Origin:
     """Where a batch's records came from, to write rejects the server causes."""
 
-    chunk: Any  # readers.Chunk
-    pos: np.ndarray  # row position in the chunk, per record
+    chunk: Chunk
+    pos: Ints  # row position in the chunk, per record
 
 
 @dataclass
@@ -33,9 +39,9 @@ class Batch:
     index: int
     parts: list[memoryview]  # runs of records, each record followed by ","
     n: int
-    starts: np.ndarray  # byte offset of each record in body, plus the end
-    files: np.ndarray  # source file index per record
-    lines: np.ndarray  # source line per record
+    starts: Ints  # byte offset of each record in body, plus the end
+    files: Ints  # source file index per record
+    lines: Ints  # source line per record
     ids: frozenset[int] = frozenset()  # customers: hashed customerIds (delivery order)
     origins: list[tuple[int, Origin]] = field(default_factory=list)  # (first record, origin)
 
@@ -48,21 +54,21 @@ class Batch:
     def sha256(self) -> str:
         return hashlib.sha256(self.body).hexdigest()
 
-    def part(self, lo: int, hi: int) -> bytes:
-        """The JSON array body of records lo..hi-1."""
-        if lo == 0 and hi == self.n:
+    def part(self, first: int, end: int) -> bytes:
+        """The JSON array body of records first..end-1."""
+        if first == 0 and end == self.n:
             return self.body
-        return b"[" + self.body[self.starts[lo] : self.starts[hi] - 1] + b"]"
+        return b"[" + self.body[self.starts[first] : self.starts[end] - 1] + b"]"
 
     def row_spans(self) -> list[list[int]]:
         """[[file, first line, last line], ...] for the progress log."""
         spans: list[list[int]] = []
-        for f in np.unique(self.files):
-            lines = self.lines[self.files == f]
-            spans.append([int(f), int(lines.min()), int(lines.max())])
+        for file in np.unique(self.files):
+            lines = self.lines[self.files == file]
+            spans.append([int(file), int(lines.min()), int(lines.max())])
         return spans
 
-    def origin_of(self, record: int) -> tuple[Any, int]:
+    def origin_of(self, record: int) -> tuple[Chunk, int]:
         """(chunk, row position) of one record."""
         for first, origin in reversed(self.origins):
             if record >= first:
@@ -75,9 +81,9 @@ class Piece:
     """A run of encoded records from one chunk, with their provenance."""
 
     records: pa.Array  # JSON text per record, each followed by ","
-    files: np.ndarray
-    lines: np.ndarray
-    ids: np.ndarray  # uint64 per record (customers) or empty
+    files: Ints
+    lines: Ints
+    ids: npt.NDArray[np.uint64]  # per record (customers) or empty
     origin: Origin | None = None
 
 
@@ -92,8 +98,8 @@ class Batcher:
 
     def _reset(self) -> None:
         self.parts: list[memoryview] = []
-        self.sizes: list[np.ndarray] = []
-        self.meta: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.sizes: list[npt.NDArray[np.int64]] = []
+        self.meta: list[tuple[Ints, Ints, npt.NDArray[np.uint64]]] = []
         self.origins: list[tuple[int, Origin]] = []
         self.n = 0
         self.nbytes = 2  # the brackets
@@ -117,21 +123,25 @@ class Batcher:
             if self.n >= self.batch_size or (pos < total and self.nbytes + sizes[pos] - 1 > self.max_bytes):
                 yield self._emit()
 
-    def _take(self, piece: Piece, data: memoryview, offs: np.ndarray, sizes: np.ndarray, pos: int, k: int) -> None:
-        self.parts.append(data[offs[pos] : offs[pos + k]])  # a view: the chunk stays alive anyway
-        self.sizes.append(sizes[pos : pos + k])
-        ids = piece.ids[pos : pos + k] if len(piece.ids) else piece.ids
-        self.meta.append((piece.files[pos : pos + k], piece.lines[pos : pos + k], ids))
+    def _take(
+        self, piece: Piece, data: memoryview, offs: Ints, sizes: npt.NDArray[np.int64], pos: int, count: int
+    ) -> None:
+        """Add the piece's records pos..pos+count-1 to the batch being built."""
+        end = pos + count
+        self.parts.append(data[offs[pos] : offs[end]])  # a view: the chunk stays alive anyway
+        self.sizes.append(sizes[pos:end])
+        ids = piece.ids[pos:end] if len(piece.ids) else piece.ids
+        self.meta.append((piece.files[pos:end], piece.lines[pos:end], ids))
         if piece.origin is not None:
-            self.origins.append((self.n, Origin(piece.origin.chunk, piece.origin.pos[pos : pos + k])))
-        self.n += k
-        self.nbytes += int(sizes[pos : pos + k].sum())
+            self.origins.append((self.n, Origin(piece.origin.chunk, piece.origin.pos[pos:end])))
+        self.n += count
+        self.nbytes += int(sizes[pos:end].sum())
 
     def _emit(self) -> Batch:
         starts = np.concatenate([[1], 1 + np.cumsum(np.concatenate(self.sizes))])
-        files = np.concatenate([m[0] for m in self.meta])
-        lines = np.concatenate([m[1] for m in self.meta])
-        ids = np.concatenate([m[2] for m in self.meta])
+        files = np.concatenate([meta[0] for meta in self.meta])
+        lines = np.concatenate([meta[1] for meta in self.meta])
+        ids = np.concatenate([meta[2] for meta in self.meta])
         batch = Batch(
             self.index,
             self.parts,

@@ -6,7 +6,6 @@ config file are reported in one message.
 
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -16,6 +15,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from t360cli.errors import UsageError
+from t360cli.suggest import closest
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 ENV = {"base_url": "T360_BASE_URL", "state_dir": "T360_STATE_DIR"}
@@ -124,9 +124,9 @@ def _coerce(name: str, value: Any, problems: list[str], label: str) -> Any:
 _KIND_NAMES = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
 
 
-def _unknown(key: Any, allowed: set[str], label: str) -> str:
-    close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-    return f"• {label}: unknown key" + (f"; did you mean {close[0]}?" if close else "")
+def _unknown(key: object, allowed: set[str], label: str) -> str:
+    close = closest(str(key), allowed)
+    return f"• {label}: unknown key" + (f"; did you mean {close}?" if close else "")
 
 
 def _file_values(path: Path) -> dict[str, Any]:
@@ -151,7 +151,7 @@ def _config_path(config: str | None) -> tuple[str | None, str]:
     return None, "no -c, no $T360_CONFIG, no ./config.yaml"
 
 
-def _apply_file(s: Settings, path: str) -> None:
+def _apply_file(settings: Settings, path: str) -> None:
     """Settings from the config file; every invalid key reported in one UsageError."""
     data = _file_values(Path(path))
     retry = data.pop("retry", None) or {}
@@ -165,26 +165,26 @@ def _apply_file(s: Settings, path: str) -> None:
         if key not in allowed:
             problems.append(_unknown(key, allowed, label))
             continue
-        setattr(s, key, _coerce(key, value, problems, label))
-        s.sources[key] = f"config file {path}"
+        setattr(settings, key, _coerce(key, value, problems, label))
+        settings.sources[key] = f"config file {path}"
     if problems:
         raise UsageError(f"invalid config {path} (config.example.yaml shows every key):\n" + "\n".join(problems))
 
 
 def resolve(config: str | None = None, cli: dict[str, Any] | None = None) -> Settings:
     """Build Settings from the command line, the environment and the config file."""
-    s = Settings()
+    settings = Settings()
     path, origin = _config_path(config)
-    s.sources["config_path"] = origin
+    settings.sources["config_path"] = origin
     if path:
-        s.config_path = path
-        _apply_file(s, path)
+        settings.config_path = path
+        _apply_file(settings, path)
     for key, var in ENV.items():
         if os.environ.get(var):
-            setattr(s, key, os.environ[var])
-            s.sources[key] = f"environment ${var}"
+            setattr(settings, key, os.environ[var])
+            settings.sources[key] = f"environment ${var}"
     for key, value in (cli or {}).items():
         if value is not None:
-            setattr(s, key, value)
-            s.sources[key] = "command line"
-    return s
+            setattr(settings, key, value)
+            settings.sources[key] = "command line"
+    return settings

@@ -48,10 +48,6 @@ DEFAULT_TYPES = {
 
 TRACKING_DATA_MAX = 50
 
-# KPI names the Forex guide uses (sections 7 and 8).
-FOREX_KPIS = ("Deposit", "Withdrawal", "Lots", "Volume", "Rebate", "DailyStats")
-PRODUCT_LINES = ("FX", "CFD", "Metals", "Crypto")
-
 # Column-name synonyms for `t360 mapping init`, matched after folding case,
 # spaces, underscores, dashes and dots away.
 SYNONYMS = {

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from decimal import Decimal
 
 import numpy as np
@@ -19,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from t360cli.codes import COUNTRIES, COUNTRY_ALIASES, CURRENCIES
-from t360cli.convert_common import _NULL, Parsed, _as_array, _finish, _mask
+from t360cli.convert_common import _NULL, Mask, Parsed, Texts, _as_array, _finish, _mask, separators
 from t360cli.convert_time import check_format, check_timezone, parse_datetime
 
 __all__ = [
@@ -37,38 +38,27 @@ __all__ = [
 # --- numbers -------------------------------------------------------------------------
 
 
-def _separators(decimal: str, thousands: str | None) -> tuple[str, str]:
-    """(decimal, thousands) with the SPEC default; "" means no group separator."""
-    if decimal not in (".", ","):
-        raise ValueError(f"decimal separator must be '.' or ',', not {decimal!r}")
-    if thousands is None:
-        thousands = "," if decimal == "." else "."
-    if thousands == decimal:
-        raise ValueError(f"thousands separator {thousands!r} equals the decimal separator")
-    return decimal, thousands
-
-
 _DEC_FIXES = ((r"^\+", ""), (r"^(-?)0+([0-9])", r"\1\2"), (r"^(-?)\.", r"\10."), (r"\.$", ""))
 _INT_FIXES = ((r"\.0*$", ""), (r"^\+", ""), (r"^(-?)0+([0-9])", r"\1\2"), (r"^-0$", "0"))
 
 
-def _numbers(arr: pa.Array, mask: np.ndarray | None, dec: str, thou: str, whole: bool) -> pa.Array:
+def _numbers(arr: pa.Array, mask: Mask | None, dec: str, thou: str, whole: bool) -> pa.Array:
     """Valid cells in canonical '.'-decimal form (see parse_decimal), null elsewhere."""
-    d, t = re.escape(dec), re.escape(thou)
-    digits = f"(?:[0-9]{{1,3}}(?:{t}[0-9]{{3}})+|[0-9]+)" if thou else "[0-9]+"
+    point, group = re.escape(dec), re.escape(thou)
+    digits = f"(?:[0-9]{{1,3}}(?:{group}[0-9]{{3}})+|[0-9]+)" if thou else "[0-9]+"
     if whole:
         text_re, num_re = f"^[+-]?{digits}$", r"^[+-]?[0-9]+(?:\.0*)?$"
     else:
-        text_re = f"^[+-]?(?:{digits}(?:{d}[0-9]*)?|{d}[0-9]+)$"
+        text_re = f"^[+-]?(?:{digits}(?:{point}[0-9]*)?|{point}[0-9]+)$"
         num_re = r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$"
     ok = pc.match_substring_regex(arr, text_re)
     norm = pc.replace_substring(arr, thou, "") if thou else arr
     if dec != ".":
         norm = pc.replace_substring(norm, dec, ".")
     if mask is not None:  # numeric cells: already '.'-decimal, no groups
-        m = pa.array(mask)
-        ok = pc.if_else(m, pc.match_substring_regex(arr, num_re), ok)
-        norm = pc.if_else(m, arr, norm)
+        numeric = pa.array(mask)
+        ok = pc.if_else(numeric, pc.match_substring_regex(arr, num_re), ok)
+        norm = pc.if_else(numeric, arr, norm)
     out = pc.if_else(ok, norm, _NULL)
     needs = r"^\+|^-?0|\." if whole else r"^\+|^-?0[0-9]|^-?\.|\.$"
     fix = pc.fill_null(pc.match_substring_regex(out, needs), False)
@@ -87,13 +77,13 @@ def _exact(text: str, whole: bool) -> str | None:
     """Positional text of a number written with an exponent (`1e5` -> `100000`)."""
     if not _EXPONENT.fullmatch(text):
         return None
-    d = Decimal(text)
+    number = Decimal(text)
     if whole:
-        return str(int(d)) if d == d.to_integral_value() else None
-    return format(d, "f")
+        return str(int(number)) if number == number.to_integral_value() else None
+    return format(number, "f")
 
 
-def _exact_numbers(arr: pa.Array, out: pa.Array, mask: np.ndarray | None, whole: bool) -> pa.Array:
+def _exact_numbers(arr: pa.Array, out: pa.Array, mask: Mask | None, whole: bool) -> pa.Array:
     """Rare path: numeric cells with an exponent (JSON `1e5`), exactly, via Decimal."""
     if mask is None:
         return out
@@ -106,7 +96,9 @@ def _exact_numbers(arr: pa.Array, out: pa.Array, mask: np.ndarray | None, whole:
     return pc.replace_with_mask(out, pa.array(hit), pa.array(fixed, pa.string()))
 
 
-def parse_decimal(values, numeric=None, decimal: str = ".", thousands: str | None = None) -> Parsed:
+def parse_decimal(
+    values: Texts, numeric: Mask | None = None, decimal: str = ".", thousands: str | None = None
+) -> Parsed:
     """Decimal numbers, precision kept: `+1,234.50` -> `1234.50`, `.5` -> `0.5`.
 
     A leading `+`, group separators and redundant leading zeros go; a `-` stays
@@ -115,13 +107,15 @@ def parse_decimal(values, numeric=None, decimal: str = ".", thousands: str | Non
     """
     arr = _as_array(values)
     mask = _mask(numeric, len(arr))
-    dec, thou = _separators(decimal, thousands)
+    dec, thou = separators(decimal, thousands)
     out = _numbers(arr, mask, dec, thou, whole=False)
     out = _exact_numbers(arr, out, mask, whole=False)
     return _finish(arr, out, "' is not a number")
 
 
-def parse_integer(values, numeric=None, decimal: str = ".", thousands: str | None = None) -> Parsed:
+def parse_integer(
+    values: Texts, numeric: Mask | None = None, decimal: str = ".", thousands: str | None = None
+) -> Parsed:
     """Whole numbers without leading zeros: `007` -> `7`, `-0` -> `0`, `1,234` -> `1234`.
 
     Text with a decimal point (`3.0`) is refused; a numeric cell whose fraction is
@@ -129,7 +123,7 @@ def parse_integer(values, numeric=None, decimal: str = ".", thousands: str | Non
     """
     arr = _as_array(values)
     mask = _mask(numeric, len(arr))
-    dec, thou = _separators(decimal, thousands)
+    dec, thou = separators(decimal, thousands)
     out = _numbers(arr, mask, dec, thou, whole=True)
     out = _exact_numbers(arr, out, mask, whole=True)
     return _finish(arr, out, "' is not a whole number")
@@ -138,14 +132,14 @@ def parse_integer(values, numeric=None, decimal: str = ".", thousands: str | Non
 # --- codes ---------------------------------------------------------------------------
 
 
-def _by_unique(arr: pa.Array, lookup) -> pa.Array:
+def _by_unique(arr: pa.Array, lookup: Callable[[str], str | None]) -> pa.Array:
     """Apply `lookup(text) -> canonical | None` to each distinct value, then spread back."""
     enc = arr.dictionary_encode()
     mapped = pa.array([lookup(v) for v in enc.dictionary.to_pylist()], pa.string())
     return mapped.take(enc.indices)
 
 
-def parse_currency(values) -> Parsed:
+def parse_currency(values: Texts) -> Parsed:
     """ISO 4217 codes, upper-cased. Reject: `'{v}' is not an ISO 4217 currency code`."""
     arr = _as_array(values)
     upper = pc.utf8_upper(arr)
@@ -182,7 +176,7 @@ def _country(text: str) -> str | None:
     return _COUNTRY.get(upper) or _COUNTRY.get(_fold(text))
 
 
-def parse_country(values) -> Parsed:
+def parse_country(values: Texts) -> Parsed:
     """ISO 3166-1 alpha-2, upper-cased; alpha-3 codes and English names normalised.
 
     `es`, `ESP`, `Spain`, `united kingdom`, `UK`, `USA` -> `ES`/`GB`/`US`.

@@ -7,11 +7,12 @@ import zoneinfo
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from t360cli.convert_common import Parsed, _as_array, _finish, _mask
+from t360cli.convert_common import Mask, Parsed, Texts, _as_array, _finish, _mask
 
 __all__ = ["parse_datetime", "check_format", "check_timezone"]
 
@@ -31,14 +32,18 @@ _TIME_DIRECTIVES = frozenset("HIMSfpXc")
 _WIDTH = {"Y": 4, "m": 2, "d": 2, "H": 2, "M": 2, "S": 2}
 
 
+Seconds = npt.NDArray[np.datetime64]  # datetime64[s]
+Positions = npt.NDArray[np.intp]
+
+
 @dataclass
 class _Times:
     """Per-cell parse state while the stages run."""
 
-    local: np.ndarray  # datetime64[s]: naive wall time in the source zone, else NaT
-    utc: np.ndarray  # datetime64[s]: instant, for cells that carried an offset
-    dateonly: np.ndarray  # bool: the cell named a day, no time
-    todo: np.ndarray  # bool: given, not parsed yet
+    local: Seconds  # naive wall time in the source zone, else NaT
+    utc: Seconds  # instant, for cells that carried an offset
+    dateonly: Mask  # the cell named a day, no time
+    todo: Mask  # given, not parsed yet
 
 
 def _directives(fmt: str) -> list[str]:
@@ -73,34 +78,38 @@ def check_timezone(tz: str) -> str | None:
     return None
 
 
-def _pending(arr: pa.Array, todo: np.ndarray) -> tuple[np.ndarray, pa.Array]:
+def _pending(arr: pa.Array, todo: Mask) -> tuple[Positions, pa.Array]:
     """Positions still to parse and their cells."""
     idx = np.flatnonzero(todo)
     return idx, (arr if len(idx) == len(arr) else arr.take(pa.array(idx)))
 
 
-def _store(st: _Times, idx: np.ndarray, secs: np.ndarray, aware: bool, dateonly: np.ndarray | bool) -> None:
+def _store(state: _Times, idx: Positions, secs: Seconds, aware: bool, dateonly: Mask | bool) -> None:
     """Record parsed cells (datetime64[s], NaT = not parsed) at positions `idx`."""
     ok = ~np.isnat(secs)
-    (st.utc if aware else st.local)[idx[ok]] = secs[ok]
-    st.dateonly[idx[ok]] = (not aware and dateonly) if np.isscalar(dateonly) else dateonly[ok]
-    st.todo[idx[ok]] = False
+    (state.utc if aware else state.local)[idx[ok]] = secs[ok]
+    if isinstance(dateonly, np.ndarray):
+        state.dateonly[idx[ok]] = dateonly[ok]
+    else:
+        state.dateonly[idx[ok]] = not aware and dateonly
+    state.todo[idx[ok]] = False
 
 
-def _pandas(cells: pa.Array, fmt: str, aware: bool) -> np.ndarray:
+def _pandas(cells: pa.Array, fmt: str, aware: bool) -> Seconds:
     """pd.to_datetime of cells, as datetime64[s] (UTC when aware); NaT where refused."""
     res = pd.to_datetime(cells.to_pandas(), format=fmt, errors="coerce", utc=aware)
-    return (res.dt.tz_convert(None) if aware else res).to_numpy().astype("datetime64[s]")
+    secs: Seconds = (res.dt.tz_convert(None) if aware else res).to_numpy().astype("datetime64[s]")
+    return secs
 
 
-def _matrix(cells: pa.Array, width: int) -> np.ndarray:
+def _matrix(cells: pa.Array, width: int) -> npt.NDArray[np.uint8]:
     """(k, width) uint8 view of string cells (no nulls) that are all `width` bytes long."""
     k = len(cells)
     off = np.frombuffer(cells.buffers()[1], np.int32, k + 1, cells.offset * 4)
     return np.frombuffer(cells.buffers()[2], np.uint8, k * width, off[0]).reshape(k, width)
 
 
-def _from_matrix(mat: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+def _from_matrix(mat: npt.NDArray[np.uint8], valid: Mask | None = None) -> pa.Array:
     """String array of the rows of a (k, w) uint8 matrix; null where not `valid`."""
     k, w = mat.shape
     offsets = pa.py_buffer(np.arange(0, (k + 1) * w, w, dtype=np.int32))
@@ -112,15 +121,15 @@ def _from_matrix(mat: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
 _MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 
 
-def _fixed_iso(mat: np.ndarray) -> np.ndarray:
+def _fixed_iso(mat: npt.NDArray[np.uint8]) -> Seconds:
     """datetime64[s] of ISO cells `YYYY-MM-DD[ HH:MM[:SS]]` given as a byte matrix
     (already checked by the ISO regex); NaT where the calendar or clock refuses."""
-    d = np.ascontiguousarray(mat.T).astype(np.int32) - 48  # one row per character
+    digit = np.ascontiguousarray(mat.T).astype(np.int32) - 48  # one row per character
 
-    def two(i: int) -> np.ndarray:
-        return d[i] * 10 + d[i + 1] if i < len(d) else np.zeros(d.shape[1], np.int32)
+    def two(at: int) -> npt.NDArray[np.int32]:
+        return digit[at] * 10 + digit[at + 1] if at < len(digit) else np.zeros(digit.shape[1], np.int32)
 
-    year, mon, day, hh, mm, ss = d[0] * 1000 + d[1] * 100 + two(2), two(5), two(8), two(11), two(14), two(17)
+    year, mon, day, hh, mm, ss = digit[0] * 1000 + digit[1] * 100 + two(2), two(5), two(8), two(11), two(14), two(17)
     leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
     ok = (year >= 1) & (mon >= 1) & (mon <= 12) & (day >= 1) & (hh < 24) & (mm < 60) & (ss < 60)
     ok &= day <= _MONTH_DAYS[np.clip(mon, 0, 12)] + (leap & (mon == 2))
@@ -160,8 +169,8 @@ def _fixed_layout(fmt: str) -> tuple[str, dict[str, int], int] | None:
 
 def _to_iso_bytes(cells: pa.Array, starts: dict[str, int], length: int) -> pa.Array:
     """Fixed-width cells (no nulls) rewritten as ISO text by moving bytes, not parsing."""
-    y, m, d = starts["Y"], starts["m"], starts["d"]
-    cols: list[int | str] = [y, y + 1, y + 2, y + 3, "-", m, m + 1, "-", d, d + 1]
+    year, month, day = starts["Y"], starts["m"], starts["d"]
+    cols: list[int | str] = [year, year + 1, year + 2, year + 3, "-", month, month + 1, "-", day, day + 1]
     if "H" in starts:
         minutes = [starts["M"], starts["M"] + 1] if "M" in starts else ["0", "0"]
         cols += [" ", starts["H"], starts["H"] + 1, ":", *minutes]
@@ -174,28 +183,28 @@ def _to_iso_bytes(cells: pa.Array, starts: dict[str, int], length: int) -> pa.Ar
     return _from_matrix(out)
 
 
-def _parse_with_format(arr: pa.Array, st: _Times, fmt: str) -> pa.Array:
+def _parse_with_format(arr: pa.Array, state: _Times, fmt: str) -> pa.Array:
     """Cells in fmt. Zero-padded fixed-width ones become ISO text for the ISO stage
     (fast); the rest go through pandas strptime (about 1.5 s per million cells).
     Returns the text the ISO stage reads."""
-    layout, text, rest = _fixed_layout(fmt), arr, st.todo
+    layout, text, rest = _fixed_layout(fmt), arr, state.todo
     if layout:
         hit = pc.fill_null(pc.match_substring_regex(arr, layout[0]), False)
         if pc.any(hit).as_py():
             iso = _to_iso_bytes(arr.filter(hit), *layout[1:])
             text = iso if pc.all(hit).as_py() else pc.replace_with_mask(arr, hit, iso)
-            rest = st.todo & ~hit.to_numpy(zero_copy_only=False)
+            rest = state.todo & ~hit.to_numpy(zero_copy_only=False)
     idx = np.flatnonzero(rest)
     if len(idx):
         aware = "%z" in fmt or "%Z" in fmt
         secs = _pandas(arr.take(pa.array(idx)), fmt, aware)
-        _store(st, idx, secs, aware, not _TIME_DIRECTIVES & set(_directives(fmt)))
+        _store(state, idx, secs, aware, not _TIME_DIRECTIVES & set(_directives(fmt)))
     return text
 
 
-def _parse_iso(arr: pa.Array, st: _Times) -> None:
+def _parse_iso(arr: pa.Array, state: _Times) -> None:
     """ISO 8601 cells: naive ones by byte arithmetic, those with an offset by pandas."""
-    idx, sub = _pending(arr, st.todo)
+    idx, sub = _pending(arr, state.todo)
     if not len(idx):
         return
     iso = pc.match_substring_regex(sub, _ISO)
@@ -210,15 +219,15 @@ def _parse_iso(arr: pa.Array, st: _Times) -> None:
             part = sub if sel.all() else sub.filter(pa.array(sel))
             if width == 19 and (size[sel] > 19).any():
                 part = pc.utf8_slice_codeunits(part, 0, 19)
-            _store(st, idx[sel], _fixed_iso(_matrix(part, width)), False, width == 10)
+            _store(state, idx[sel], _fixed_iso(_matrix(part, width)), False, width == 10)
     if aware.any():
         part = sub if aware.all() else sub.filter(pa.array(aware))
-        _store(st, idx[aware], _pandas(part, "ISO8601", True), True, False)
+        _store(state, idx[aware], _pandas(part, "ISO8601", True), True, False)
 
 
-def _parse_serial(arr: pa.Array, st: _Times, mask: np.ndarray | None) -> None:
+def _parse_serial(arr: pa.Array, state: _Times, mask: Mask | None) -> None:
     """Excel serial dates: days since 1899-12-30, rounded to the second."""
-    idx, sub = _pending(arr, st.todo)
+    idx, sub = _pending(arr, state.todo)
     if not len(idx):
         return
     ok = pc.match_substring_regex(sub, _SERIAL_TEXT)
@@ -228,39 +237,40 @@ def _parse_serial(arr: pa.Array, st: _Times, mask: np.ndarray | None) -> None:
     ok = ok.to_numpy(zero_copy_only=False)
     if not ok.any():
         return
-    x = pc.cast(sub.filter(pa.array(ok)), pa.float64()).to_numpy(zero_copy_only=False)
-    keep = (x >= 1) & (x < _SERIAL_MAX)
-    secs = np.rint(x[keep] * 86400).astype(np.int64).astype("timedelta64[s]")
+    days = pc.cast(sub.filter(pa.array(ok)), pa.float64()).to_numpy(zero_copy_only=False)
+    keep = (days >= 1) & (days < _SERIAL_MAX)
+    secs = np.rint(days[keep] * 86400).astype(np.int64).astype("timedelta64[s]")
     pos = idx[ok][keep]
-    st.local[pos] = _EXCEL_EPOCH + secs
-    st.dateonly[pos] = x[keep] == np.floor(x[keep])
-    st.todo[pos] = False
+    state.local[pos] = _EXCEL_EPOCH + secs
+    state.dateonly[pos] = days[keep] == np.floor(days[keep])
+    state.todo[pos] = False
 
 
-def _localize(st: _Times, tz: str) -> np.ndarray:
-    """Fill st.utc from st.local; return the mask of local times that do not exist."""
-    has = ~np.isnat(st.local)
+def _localize(state: _Times, tz: str) -> Mask:
+    """Fill state.utc from state.local; return the mask of local times that do not exist."""
+    has = ~np.isnat(state.local)
     if not has.any():
         return has
     if tz == "UTC":
-        st.utc[has] = st.local[has]
+        state.utc[has] = state.local[has]
         return np.zeros(len(has), bool)
-    local = pd.DatetimeIndex(st.local[has])
+    local = pd.DatetimeIndex(state.local[has])
     earlier = np.ones(len(local), bool)  # a repeated hour is its first (DST) occurrence
     utc = local.tz_localize(tz, ambiguous=earlier, nonexistent="NaT").tz_convert(None)
-    st.utc[has] = utc.to_numpy().astype("datetime64[s]")
-    return has & np.isnat(st.utc)
+    state.utc[has] = utc.to_numpy().astype("datetime64[s]")
+    return has & np.isnat(state.utc)
 
 
-def _wall(utc: np.ndarray, out_tz: str) -> np.ndarray:
+def _wall(utc: Seconds, out_tz: str) -> Seconds:
     """Wall-clock time in out_tz (datetime64[s]) of UTC instants."""
     if out_tz == "UTC":
         return utc
     idx = pd.DatetimeIndex(utc).tz_localize("UTC").tz_convert(out_tz).tz_localize(None)
-    return idx.to_numpy().astype("datetime64[s]")
+    wall: Seconds = idx.to_numpy().astype("datetime64[s]")
+    return wall
 
 
-def _minutes_text(wall: np.ndarray) -> pa.Array:
+def _minutes_text(wall: Seconds) -> pa.Array:
     """`YYYY-MM-DD HH:mm` of datetime64[s] values in years 1..9999 (seconds cut); NaT: null."""
     valid = ~np.isnat(wall)
     filled = np.where(valid, wall, np.datetime64(0, "s"))
@@ -269,7 +279,12 @@ def _minutes_text(wall: np.ndarray) -> pa.Array:
 
 
 def parse_datetime(
-    values, numeric=None, fmt: str | None = None, tz: str = "UTC", out_tz: str = "UTC", date_only: bool = False
+    values: Texts,
+    numeric: Mask | None = None,
+    fmt: str | None = None,
+    tz: str = "UTC",
+    out_tz: str = "UTC",
+    date_only: bool = False,
 ) -> Parsed:
     """Timestamps to `YYYY-MM-DD HH:mm` in out_tz (date_only: `YYYY-MM-DD`).
 
@@ -283,16 +298,16 @@ def parse_datetime(
     arr = _as_array(values)
     n = len(arr)
     valid = arr.is_valid().to_numpy(zero_copy_only=False)
-    st = _Times(np.full(n, _NAT), np.full(n, _NAT), np.zeros(n, bool), valid.copy())
-    text = _parse_with_format(arr, st, fmt) if fmt else arr
-    _parse_iso(text, st)
-    _parse_serial(text, st, _mask(numeric, n))
-    gap = _localize(st, tz)
-    wall = _wall(st.utc, out_tz)
+    state = _Times(np.full(n, _NAT), np.full(n, _NAT), np.zeros(n, bool), valid.copy())
+    text = _parse_with_format(arr, state, fmt) if fmt else arr
+    _parse_iso(text, state)
+    _parse_serial(text, state, _mask(numeric, n))
+    gap = _localize(state, tz)
+    wall = _wall(state.utc, out_tz)
     wall[(wall < _FIRST) | (wall > _LAST)] = _NAT  # years 1..9999 only
     if date_only:
-        gap &= ~st.dateonly
-        days = np.where(st.dateonly, st.local, wall).astype("datetime64[D]")
+        gap &= ~state.dateonly
+        days = np.where(state.dateonly, state.local, wall).astype("datetime64[D]")
         out = pa.array(days, pa.date32()).cast(pa.string())
     else:
         out = _minutes_text(wall)

@@ -8,6 +8,7 @@ by a comma so that a batch body is one slice of the array's data buffer.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -42,12 +43,6 @@ def _escaped(values: pa.Array) -> pa.Array:
     return esc
 
 
-def json_string(values: pa.Array) -> pa.Array:
-    """Quote and escape text as JSON string literals; nulls stay null."""
-    inner = _escaped(values) if _needs_escape(values) else values
-    return pc.binary_join_element_wise('"', inner, '"', "")
-
-
 def _pieces(fields: dict[str, pa.Array]) -> tuple[list[pa.Array | str], bool]:
     """A record's text between `{` and `}`, as arguments of one join; and whether the
     first field is always there (then it needs no leading comma).
@@ -72,11 +67,11 @@ def _pieces(fields: dict[str, pa.Array]) -> tuple[list[pa.Array | str], bool]:
 def _concat(*pieces: pa.Array | str) -> pa.Array:
     """Row-wise concatenation of arrays and literals (at least one array)."""
     merged: list[pa.Array | str] = []
-    for p in pieces:
-        if isinstance(p, str) and merged and isinstance(merged[-1], str):
-            merged[-1] += p
-        elif not (isinstance(p, str) and not p):
-            merged.append(p)
+    for piece in pieces:
+        if isinstance(piece, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += piece
+        elif not (isinstance(piece, str) and not piece):
+            merged.append(piece)
     return pc.binary_join_element_wise(*merged, "")
 
 
@@ -92,7 +87,7 @@ def records(fields: dict[str, pa.Array]) -> pa.Array:
     return _join("{", *_pieces(fields))
 
 
-def records_with_id(fields: dict[str, pa.Array], kind: str) -> tuple[pa.Array, pa.Array, np.ndarray]:
+def records_with_id(fields: dict[str, pa.Array], kind: str) -> tuple[pa.Array, pa.Array, npt.NDArray[np.uint64]]:
     """(records opened by a generated `eventid`, the ids, their first 64 bits as uint64).
 
     The id is `t360-` + XXH3-128 of `<kind>|<the record without it>` (the text `records`
@@ -101,13 +96,13 @@ def records_with_id(fields: dict[str, pa.Array], kind: str) -> tuple[pa.Array, p
     pieces, opens = _pieces(fields)
     if opens:  # the text after `{` is joined once, for both
         rest = _concat(*pieces, "},")
-        ids, h = hashed_ids(_concat(f"{kind}|{{", rest))
-        return _concat('{"eventid":"', ids, '",', rest), ids, h
-    ids, h = hashed_ids(_join(f"{kind}|{{", pieces, opens))
-    return _concat('{"eventid":"', ids, '"', *pieces, "},"), ids, h  # each present field brings its comma
+        ids, keys = hashed_ids(_concat(f"{kind}|{{", rest))
+        return _concat('{"eventid":"', ids, '",', rest), ids, keys
+    ids, keys = hashed_ids(_join(f"{kind}|{{", pieces, opens))
+    return _concat('{"eventid":"', ids, '"', *pieces, "},"), ids, keys  # each present field brings its comma
 
 
-def buffer_of(arr: pa.Array) -> tuple[np.ndarray, memoryview]:
+def buffer_of(arr: pa.Array) -> tuple[npt.NDArray[np.int32], memoryview]:
     """(offsets, data) of a string array, for slicing bodies without copies."""
     arr = arr if arr.offset == 0 else pa.concat_arrays([arr])
     _, offsets, data = arr.buffers()
@@ -115,7 +110,7 @@ def buffer_of(arr: pa.Array) -> tuple[np.ndarray, memoryview]:
     return offs, memoryview(data) if data is not None else memoryview(b"")
 
 
-def hashed_ids(texts: pa.Array, prefix: str = "t360-") -> tuple[pa.Array, np.ndarray]:
+def hashed_ids(texts: pa.Array, prefix: str = "t360-") -> tuple[pa.Array, npt.NDArray[np.uint64]]:
     """(prefix + the 32 hex digits of each text's XXH3-128 digest, its first 64 bits).
 
     XXH3 is specified byte for byte, so the same text gives the same id on any machine

@@ -17,6 +17,9 @@ from typing import Any
 import orjson
 
 from t360cli.errors import LogError
+from t360cli.files import write_atomic
+
+Record = dict[str, Any]  # a JSON object of the log: the header or a batch entry
 
 _FRESH = "Use --restart to start over or --log for a new log."
 _MISSING = object()
@@ -34,7 +37,7 @@ def _unusable(path: Path, exc: OSError) -> LogError:
     )
 
 
-def _parse(data: bytes, path: Path) -> tuple[dict | None, list[dict], bytes]:
+def _parse(data: bytes, path: Path) -> tuple[Record | None, list[Record], bytes]:
     """Header (None if the file holds no complete line), entries, and the clean bytes."""
     lines = data.split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline
@@ -62,7 +65,7 @@ def _parse(data: bytes, path: Path) -> tuple[dict | None, list[dict], bytes]:
     return records[0], records[1:], clean
 
 
-def read_log(path: Path) -> tuple[dict, list[dict]]:
+def read_log(path: Path) -> tuple[Record, list[Record]]:
     """Header and batch entries of a log; a torn last line is ignored."""
     try:
         data = Path(path).read_bytes()
@@ -74,34 +77,6 @@ def read_log(path: Path) -> tuple[dict, list[dict]]:
     if header is None:
         raise _damaged(Path(path), 1, "no header line")
     return header, entries
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` via a temporary file, fsync and os.replace."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _first_difference(stored: Any, wanted: Any, where: str) -> str | None:
@@ -130,7 +105,7 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _check_header(path: Path, stored: dict, header: dict, keys: Sequence[str]) -> None:
+def _check_header(path: Path, stored: Record, header: Record, keys: Sequence[str]) -> None:
     diffs = [d for k in keys if (d := _first_difference(stored.get(k, _MISSING), header.get(k, _MISSING), k))]
     if diffs:
         raise LogError(f"{path} was written by a different run ({'; '.join(diffs[:3])}).", _FRESH)
@@ -236,7 +211,7 @@ class LogLock:
 class RunLog:
     """An open, locked progress log: `header`, `entries`, and `append()` per finished batch."""
 
-    def __init__(self, path: Path, header: dict, entries: list[dict], lock: LogLock) -> None:
+    def __init__(self, path: Path, header: Record, entries: list[Record], lock: LogLock) -> None:
         self.path = path
         self.header = header
         self.entries = entries
@@ -245,7 +220,7 @@ class RunLog:
         self._fh = open(path, "ab")  # noqa: SIM115 (closed in close())
 
     @classmethod
-    def open(cls, path: Path, header: dict, *, restart: bool = False, match_keys: Sequence[str] = ()) -> RunLog:
+    def open(cls, path: Path, header: Record, *, restart: bool = False, match_keys: Sequence[str] = ()) -> RunLog:
         """Lock the log; resume it if it matches `header` on `match_keys`, else refuse."""
         path = Path(path)
         try:
@@ -263,7 +238,9 @@ class RunLog:
             raise
 
     @classmethod
-    def _open_locked(cls, path: Path, header: dict, restart: bool, match_keys: Sequence[str], lock: LogLock) -> RunLog:
+    def _open_locked(
+        cls, path: Path, header: Record, restart: bool, match_keys: Sequence[str], lock: LogLock
+    ) -> RunLog:
         aside = None
         if path.exists() and restart:
             aside = _set_aside(path)
@@ -273,18 +250,14 @@ class RunLog:
             if stored is not None:
                 _check_header(path, stored, header, match_keys)
                 if clean != data:
-                    _write_atomic(path, clean)  # drop the torn last line
+                    write_atomic(path, clean)  # drop the torn last line
                 return cls(path, stored, entries, lock)
-        _write_atomic(path, orjson.dumps(header) + b"\n")
+        write_atomic(path, orjson.dumps(header) + b"\n")
         log = cls(path, header, [], lock)
         log.set_aside = aside
         return log
 
-    def latest(self) -> dict[int, dict]:
-        """The last entry of each batch index."""
-        return {entry["index"]: entry for entry in self.entries}
-
-    def append(self, entry: dict) -> None:
+    def append(self, entry: Record) -> None:
         """Write one batch line, flushed and fsynced."""
         if type(entry.get("index")) is not int:
             raise ValueError("a progress log entry needs an integer 'index'")

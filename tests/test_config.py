@@ -225,3 +225,10 @@ def test_host_of() -> None:
     assert host_of("https://A.example:8443/api") == "a.example:8443"
     assert host_of("http://127.0.0.1/") == "127.0.0.1"
     assert host_of(None) == "" and host_of("nonsense") == ""
+
+
+def test_unknown_key_suggests_its_other_case(tmp_path: Path) -> None:
+    cfg = write(tmp_path / "c.yaml", "BASE_URL: https://x.test\n")
+    with pytest.raises(UsageError) as err:
+        resolve(cfg, {})
+    assert "• BASE_URL: unknown key; did you mean base_url?" in str(err.value)

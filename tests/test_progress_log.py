@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from t360cli import progress_log
+from t360cli.deliver import latest_entries
 from t360cli.errors import LogError
 from t360cli.progress_log import LogLock, RunLog, read_log
 
@@ -52,7 +53,7 @@ def test_round_trip_and_resume(tmp_path: Path):
     later = dict(HEADER, started_at="2025-02-02T00:00:00Z")
     with RunLog.open(path, later, match_keys=KEYS) as log:
         assert log.header == HEADER  # the stored header, not the new one
-        assert log.latest() == {0: entry(0), 1: entry(1)}
+        assert latest_entries(log.entries) == {0: entry(0), 1: entry(1)}
         log.append(entry(2))
     assert len(read_log(path)[1]) == 4
     assert not (tmp_path / "runs" / "r.jsonl.lock").exists()

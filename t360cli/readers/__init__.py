@@ -10,7 +10,19 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from t360cli.errors import InputError
-from t360cli.readers.base import FORMATS, BadRow, Chunk, Source, SourceOptions, _check_names, _format_of, _io_errors
+from t360cli.readers.base import (
+    FORMATS,
+    BadRow,
+    Chunk,
+    Source,
+    SourceOptions,
+    _check_names,
+    _format_of,
+    _io_errors,
+    float_text,
+    format_name,
+    is_gzipped,
+)
 from t360cli.readers.csvsrc import _csv_head, _read_csv
 from t360cli.readers.jsonsrc import _json_objects, _jsonl_objects, _read_json, _read_jsonl
 from t360cli.readers.parquet import _parquet_file, _read_parquet
@@ -23,6 +35,9 @@ __all__ = [
     "Source",
     "SourceOptions",
     "file_sha256",
+    "float_text",
+    "format_name",
+    "is_gzipped",
     "read_chunks",
     "read_header",
     "resolve_inputs",
@@ -82,9 +97,9 @@ def read_header(path: Path, opts: SourceOptions) -> list[str]:
         if src.format == "parquet":
             with _parquet_file(src) as pf:
                 return _check_names(pf.schema_arrow.names, src, None)
-        objs = _jsonl_objects(src, opts) if src.format == "jsonl" else _json_objects(src, opts)
-        keys = (o.keys() for _, o in itertools.islice((x for x in objs if isinstance(x[1], dict)), _HEADER_SCAN))
-        return list(dict.fromkeys(itertools.chain.from_iterable(keys)))
+        items = _jsonl_objects(src, opts) if src.format == "jsonl" else _json_objects(src, opts)
+        records = (obj for _, obj in items if isinstance(obj, dict))
+        return list(dict.fromkeys(itertools.chain.from_iterable(itertools.islice(records, _HEADER_SCAN))))
 
 
 def file_sha256(path: Path) -> str:

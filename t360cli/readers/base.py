@@ -9,9 +9,12 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from t360cli.errors import InputError
 
@@ -57,8 +60,8 @@ class Chunk:
     source: Source
     columns: list[str]
     table: pa.Table
-    lines: np.ndarray
-    numeric: dict[str, np.ndarray]
+    lines: npt.NDArray[np.int64]  # source line of each row
+    numeric: dict[str, npt.NDArray[np.bool_]]  # per column: the cells the source typed as numbers
     bad: list[BadRow] = field(default_factory=list)
 
 
@@ -71,7 +74,9 @@ class _io_errors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, typ, exc, tb) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         if isinstance(exc, LookupError):
             raise InputError(
                 f"{self.src.name}: unknown encoding: {exc}.",
@@ -85,13 +90,22 @@ class _io_errors:
             ) from exc
 
 
+def is_gzipped(path: Path) -> bool:
+    """Whether the file is read through gzip: its name ends in .gz (any case)."""
+    return path.name.lower().endswith(".gz")
+
+
+def format_name(path: Path) -> str:
+    """The file name that tells the format: lower case, a trailing .gz removed (`a.csv.gz` -> `a.csv`)."""
+    return path.name.lower().removesuffix(".gz")
+
+
 def _format_of(path: Path, opts: SourceOptions) -> str:
     if opts.format:
         if opts.format not in FORMATS:
             raise InputError(f"Unknown source.format {opts.format!r}.", f"Use one of: {', '.join(FORMATS)}.")
         return opts.format
-    name = path.name.lower().removesuffix(".gz")
-    fmt = _EXT.get(os.path.splitext(name)[1])
+    fmt = _EXT.get(os.path.splitext(format_name(path))[1])
     if fmt is None:
         raise InputError(
             f"{path}: cannot tell the format from the file name.",
@@ -100,12 +114,12 @@ def _format_of(path: Path, opts: SourceOptions) -> str:
     return fmt
 
 
-def _open_bin(path: Path):
+def _open_bin(path: Path) -> gzip.GzipFile | io.BufferedReader:
     """Binary stream of the file, gunzipped if its name ends in .gz, past a UTF-8 BOM."""
-    f = gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
-    if f.peek(3)[:3] == _BOM:
-        f.read(3)
-    return f
+    stream = gzip.open(path, "rb") if is_gzipped(path) else open(path, "rb")
+    if stream.peek(3)[:3] == _BOM:
+        stream.read(3)
+    return stream
 
 
 def _open_text(src: Source, encoding: str) -> io.TextIOWrapper:
@@ -150,5 +164,31 @@ def _ragged(cells: Sequence[str], names: list[str], line: int) -> BadRow:
     return BadRow(line, f"{len(cells)} cells, the header has {len(names)}", out)
 
 
-def _text_table(names: list[str], cols: Sequence) -> pa.Table:
+def _text_table(names: list[str], cols: Sequence[Sequence[str]]) -> pa.Table:
     return pa.Table.from_arrays([pa.array(c, pa.string()) for c in cols], names=names)
+
+
+def float_text(value: float) -> str:
+    """Shortest exact positional text of a float: 0.1, 1234.5, 5, 100000000000000000000 (no exponent)."""
+    text = repr(float(value))
+    if "e" in text:
+        return np.format_float_positional(value, trim="-")
+    return text.removesuffix(".0")
+
+
+def float_column(col: pa.Array) -> tuple[pa.Array, npt.NDArray[np.bool_]]:
+    """A float column as `float_text` of each cell ("" for null and NaN), and its mask of finite cells.
+
+    Arrow's cast writes the same shortest text except with an exponent (`1e+20`);
+    only those cells go through `float_text`.
+    """
+    vals = pc.if_else(pc.is_nan(col), pa.scalar(None, col.type), col)
+    text = pc.cast(vals, pa.string())
+    fix = np.flatnonzero(pc.fill_null(pc.match_substring(text, "e"), False).to_numpy(zero_copy_only=False))
+    if len(fix):
+        floats, texts = vals.to_numpy(zero_copy_only=False), text.to_pylist()
+        for i in fix:
+            texts[i] = float_text(floats[i])
+        text = pa.array(texts, pa.string())
+    mask = pc.and_(pc.is_valid(vals), pc.is_finite(vals)).fill_null(False).to_numpy(zero_copy_only=False)
+    return pc.fill_null(text, ""), mask

@@ -7,8 +7,10 @@ import csv
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -24,7 +26,13 @@ from t360cli.readers.base import (
     _open_text,
     _ragged,
     _text_table,
+    is_gzipped,
 )
+
+if TYPE_CHECKING:
+    import _csv
+
+Lines = npt.NDArray[np.int64]
 
 
 @dataclass
@@ -33,6 +41,14 @@ class _Head:
     delimiter: str
     encoding: str
     skip: int  # records up to and including the header (blank lines before it count)
+
+
+@dataclass
+class _Position:
+    """How far the fast reader got: records read (blank ones too) and the next record's line."""
+
+    records: int = 0
+    line: int = 1
 
 
 class _SlowPath(Exception):
@@ -66,27 +82,26 @@ def _csv_head(src: Source, opts: SourceOptions) -> _Head:
 def _read_csv(src: Source, opts: SourceOptions, size: int) -> Iterator[Chunk]:
     head = _csv_head(src, opts)
     out = _Emitter(src, head.names, size)
-    state = {"records": 0, "line": 1}
+    position = _Position()
     try:
-        for table, lines in _csv_fast(src, head, state):
+        for table, lines in _csv_fast(src, head, position):
             yield from out.add(table, lines)
     except _SlowPath:
-        for table, lines, bad in _csv_slow(src, head, max(head.skip, state["records"]), size):
+        for table, lines, bad in _csv_slow(src, head, max(head.skip, position.records), size):
             yield from out.add(table, lines, bad)
     yield from out.flush()
 
 
-def _csv_fast(src: Source, head: _Head, state: dict) -> Iterator[tuple[pa.Table, np.ndarray]]:
+def _csv_fast(src: Source, head: _Head, position: _Position) -> Iterator[tuple[pa.Table, Lines]]:
     """pyarrow's streaming reader; raises _SlowPath on a ragged row or a decoding failure."""
     keys = [f"c{i}" for i in range(len(head.names))]
     invalid: list[int] = []
 
-    def on_invalid(row) -> str:
+    def on_invalid(row: object) -> str:
         invalid.append(1)
         return "skip"
 
-    gz = src.path.name.lower().endswith(".gz")
-    stream = pa.input_stream(str(src.path), compression="gzip" if gz else None)
+    stream = pa.input_stream(str(src.path), compression="gzip" if is_gzipped(src.path) else None)
     try:
         reader = pacsv.open_csv(
             stream,
@@ -108,14 +123,14 @@ def _csv_fast(src: Source, head: _Head, state: dict) -> Iterator[tuple[pa.Table,
         for batch in reader:
             if invalid:
                 raise _SlowPath
-            yield from _fast_batch(batch, head, state)
+            yield from _fast_batch(batch, head, position)
     except (pa.ArrowException, UnicodeError, ValueError, OSError, EOFError) as e:
         raise _SlowPath from e
     finally:
         stream.close()
 
 
-def _fast_batch(batch: pa.RecordBatch, head: _Head, state: dict) -> Iterator[tuple[pa.Table, np.ndarray]]:
+def _fast_batch(batch: pa.RecordBatch, head: _Head, position: _Position) -> Iterator[tuple[pa.Table, Lines]]:
     """Line numbers of a batch's records (vectorised), minus the header and all-empty rows."""
     n = batch.num_rows
     if n == 0:
@@ -132,11 +147,11 @@ def _fast_batch(batch: pa.RecordBatch, head: _Head, state: dict) -> Iterator[tup
                 col, "\r\n"
             ).to_numpy(zero_copy_only=False)
     before = np.concatenate(([0], np.cumsum(breaks)[:-1]))
-    lines = state["line"] + np.arange(n, dtype=np.int64) + before
+    lines = position.line + np.arange(n, dtype=np.int64) + before
     keep = length > 0
-    keep[: max(0, head.skip - state["records"])] = False
-    state["records"] += n
-    state["line"] = int(lines[-1] + 1 + breaks[-1])
+    keep[: max(0, head.skip - position.records)] = False
+    position.records += n
+    position.line = int(lines[-1] + 1 + breaks[-1])
     table = pa.Table.from_batches([batch]).rename_columns(head.names)
     if not keep.all():
         table, lines = table.filter(pa.array(keep)), lines[keep]
@@ -154,10 +169,11 @@ def _text_bytes(col: pa.Array) -> bytes:
     if values is None or len(col) == 0:
         return b""
     offsets = np.frombuffer(col.buffers()[1], np.int32)[col.offset : col.offset + len(col) + 1]
-    return values.slice(int(offsets[0]), int(offsets[-1] - offsets[0])).to_pybytes()
+    data: bytes = values.slice(int(offsets[0]), int(offsets[-1] - offsets[0])).to_pybytes()
+    return data
 
 
-def _csv_slow(src: Source, head: _Head, skip: int, size: int) -> Iterator[tuple[pa.Table, np.ndarray, list]]:
+def _csv_slow(src: Source, head: _Head, skip: int, size: int) -> Iterator[tuple[pa.Table, Lines, list[BadRow]]]:
     """Exact reading with the csv module from the start of the file, past `skip` records."""
     csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
     names, n = head.names, len(head.names)
@@ -165,10 +181,10 @@ def _csv_slow(src: Source, head: _Head, skip: int, size: int) -> Iterator[tuple[
     lines: list[int] = []
     bad: list[BadRow] = []
     with _open_text(src, head.encoding) as f:
-        rd = csv.reader(f, delimiter=head.delimiter)
+        reader = csv.reader(f, delimiter=head.delimiter)
         prev = 0
-        for k, rec in enumerate(_guarded(rd, src, head.encoding)):
-            start, prev = prev + 1, rd.line_num
+        for k, rec in enumerate(_guarded(reader, src, head.encoding)):
+            start, prev = prev + 1, reader.line_num
             if k < skip or not any(rec):
                 continue
             if len(rec) != n:
@@ -184,8 +200,9 @@ def _csv_slow(src: Source, head: _Head, skip: int, size: int) -> Iterator[tuple[
     yield _text_table(names, cols), np.array(lines, np.int64), bad
 
 
-def _guarded(rd, src: Source, encoding: str) -> Iterator[list[str]]:
-    it = iter(rd)
+def _guarded(reader: _csv.Reader, src: Source, encoding: str) -> Iterator[list[str]]:
+    """The reader's records; a decoding or quoting failure becomes an InputError naming the line."""
+    it = iter(reader)
     while True:
         try:
             rec = next(it)
@@ -195,7 +212,7 @@ def _guarded(rd, src: Source, encoding: str) -> Iterator[list[str]]:
             raise _decode_error(src, encoding) from e
         except csv.Error as e:
             raise InputError(
-                f"{src.name}: line {rd.line_num}: cannot split into cells: {e}.",
+                f"{src.name}: line {reader.line_num}: cannot split into cells: {e}.",
                 "Check the quoting around that line.",
             ) from e
         yield rec
@@ -207,11 +224,11 @@ class _Emitter:
     def __init__(self, src: Source, names: list[str], size: int) -> None:
         self.src, self.names, self.size = src, names, size
         self.parts: list[pa.Table] = []
-        self.lines: list[np.ndarray] = []
+        self.lines: list[Lines] = []
         self.bad: list[BadRow] = []
         self.n = 0
 
-    def add(self, table: pa.Table, lines: np.ndarray, bad: Sequence[BadRow] = ()) -> Iterator[Chunk]:
+    def add(self, table: pa.Table, lines: Lines, bad: Sequence[BadRow] = ()) -> Iterator[Chunk]:
         self.bad.extend(bad)
         if len(lines):
             self.parts.append(table)
@@ -224,12 +241,13 @@ class _Emitter:
         if self.n or self.bad:
             yield self._take(self.n)
 
-    def _take(self, k: int) -> Chunk:
+    def _take(self, count: int) -> Chunk:
+        """A chunk of the first `count` rows held, with the bad rows up to its last line."""
         table = pa.concat_tables(self.parts) if self.parts else _text_table(self.names, [[]] * len(self.names))
         lines = np.concatenate(self.lines) if self.lines else np.zeros(0, np.int64)
-        rest = table.slice(k)
-        self.parts, self.lines, self.n = ([rest], [lines[k:]], self.n - k) if rest.num_rows else ([], [], 0)
-        last = lines[k - 1] if k and self.n else np.iinfo(np.int64).max  # later bad rows wait
+        rest = table.slice(count)
+        self.parts, self.lines, self.n = ([rest], [lines[count:]], self.n - count) if rest.num_rows else ([], [], 0)
+        last = lines[count - 1] if count and self.n else np.iinfo(np.int64).max  # later bad rows wait
         bad = [b for b in self.bad if b.line <= last]
         self.bad = [b for b in self.bad if b.line > last]
-        return Chunk(self.src, list(self.names), table.slice(0, k), lines[:k], {}, bad)
+        return Chunk(self.src, list(self.names), table.slice(0, count), lines[:count], {}, bad)

@@ -8,8 +8,10 @@ import itertools
 import json
 import re
 from collections.abc import Iterator
+from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 
 from t360cli.errors import InputError
 from t360cli.readers.base import BadRow, Chunk, Source, SourceOptions, _decode_error, _open_bin, _open_text, _text_table
@@ -21,56 +23,63 @@ class _Num(str):
     __slots__ = ()
 
 
+JsonObject = dict[str, object]  # one record: strings, _Num, None, booleans, nested lists and dicts
+Item = tuple[int, JsonObject | BadRow]  # (line or record number, the record or why it is not one)
+
 _DECODER = json.JSONDecoder(parse_float=_Num, parse_int=_Num)
 _WS = re.compile(r"[ \t\n\r]*")
 
 
-def _compact(v: object) -> str:
+def _compact(value: object) -> str:
     """Compact JSON text of a nested value, numbers as written in the source."""
-    if isinstance(v, dict):
-        return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + _compact(x) for k, x in v.items()) + "}"
-    if isinstance(v, list):
-        return "[" + ",".join(_compact(x) for x in v) + "]"
-    if type(v) is _Num:
-        return v  # type: ignore[return-value]
-    return json.dumps(v, ensure_ascii=False)
+    if isinstance(value, dict):
+        return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + _compact(x) for k, x in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_compact(x) for x in value) + "]"
+    if type(value) is _Num:
+        return value
+    return json.dumps(value, ensure_ascii=False)
 
 
-def _jtext(v: object) -> str:
-    if v is None:
+def _jtext(value: object) -> str:
+    if value is None:
         return ""
-    if v is True or v is False:
-        return "true" if v else "false"
-    return _compact(v)
+    if value is True or value is False:
+        return "true" if value else "false"
+    return _compact(value)
 
 
-def _blank(obj: dict) -> bool:
+def _blank(obj: JsonObject) -> bool:
     """True when every value is null or "" (any() settles the usual case in C)."""
     return not any(obj.values()) and all(v is None or v == "" for v in obj.values())
 
 
-def _json_chunk(src: Source, rows: list[dict], lines: list[int], bad: list[BadRow]) -> Chunk:
+def _json_chunk(src: Source, rows: list[JsonObject], lines: list[int], bad: list[BadRow]) -> Chunk:
     names = list(dict.fromkeys(itertools.chain.from_iterable(rows)))
-    cols, numeric = [], {}
+    cols: list[list[str]] = []
+    numeric: dict[str, npt.NDArray[np.bool_]] = {}
     for k in names:
         col = [r.get(k, "") for r in rows]
         types = set(map(type, col))
         numeric[k] = (
             np.fromiter((type(v) is _Num for v in col), bool, len(col)) if _Num in types else np.zeros(len(col), bool)
         )
-        cols.append(col if types <= {str, _Num} else [v if type(v) in (str, _Num) else _jtext(v) for v in col])
+        if types <= {str, _Num}:
+            cols.append(cast(list[str], col))  # every cell is text already
+        else:
+            cols.append([v if isinstance(v, str) else _jtext(v) for v in col])
     return Chunk(src, names, _text_table(names, cols), np.array(lines, np.int64), numeric, bad)
 
 
-def _json_chunks(src: Source, objs: Iterator[tuple[int, object]], size: int) -> Iterator[Chunk]:
-    rows: list[dict] = []
+def _json_chunks(src: Source, objs: Iterator[Item], size: int) -> Iterator[Chunk]:
+    rows: list[JsonObject] = []
     lines: list[int] = []
     bad: list[BadRow] = []
     for no, obj in objs:
         if isinstance(obj, BadRow):
             bad.append(obj)
-        elif not _blank(obj):  # type: ignore[arg-type]
-            rows.append(obj)  # type: ignore[arg-type]
+        elif not _blank(obj):
+            rows.append(obj)
             lines.append(no)
             if len(rows) == size:
                 yield _json_chunk(src, rows, lines, bad)
@@ -79,7 +88,7 @@ def _json_chunks(src: Source, objs: Iterator[tuple[int, object]], size: int) -> 
         yield _json_chunk(src, rows, lines, bad)
 
 
-def _jsonl_objects(src: Source, opts: SourceOptions) -> Iterator[tuple[int, object]]:
+def _jsonl_objects(src: Source, opts: SourceOptions) -> Iterator[Item]:
     """(line, object) per non-blank line; a BadRow in place of a line that is not a JSON object."""
     enc = opts.encoding
     codecs.lookup(enc)  # an unknown name fails here, before a file is open
@@ -102,12 +111,12 @@ def _jsonl_objects(src: Source, opts: SourceOptions) -> Iterator[tuple[int, obje
             yield no, obj
 
 
-def _kind(v: object) -> str:
-    if isinstance(v, list):
+def _kind(value: object) -> str:
+    if isinstance(value, list):
         return "an array"
-    if type(v) is _Num:
+    if type(value) is _Num:
         return "a number"
-    return "a string" if isinstance(v, str) else "null" if v is None else "a boolean"
+    return "a string" if isinstance(value, str) else "null" if value is None else "a boolean"
 
 
 def _read_jsonl(src: Source, opts: SourceOptions, size: int) -> Iterator[Chunk]:
@@ -118,7 +127,7 @@ def _read_json(src: Source, opts: SourceOptions, size: int) -> Iterator[Chunk]:
     return _json_chunks(src, _json_objects(src, opts), size)
 
 
-def _json_objects(src: Source, opts: SourceOptions) -> Iterator[tuple[int, object]]:
+def _json_objects(src: Source, opts: SourceOptions) -> Iterator[Item]:
     enc = opts.encoding
     try:
         with _open_text(src, enc) as f:
@@ -130,18 +139,18 @@ def _json_objects(src: Source, opts: SourceOptions) -> Iterator[tuple[int, objec
 class _JsonArray:
     """Streams (1-based index, object) from a top-level JSON array without loading the file."""
 
-    def __init__(self, f: io.TextIOBase, name: str) -> None:
-        self.f, self.name, self.buf, self.pos, self.eof = f, name, "", 0, False
+    def __init__(self, stream: io.TextIOBase, name: str) -> None:
+        self.stream, self.name, self.buf, self.pos, self.eof = stream, name, "", 0, False
 
     def _more(self) -> bool:
-        block = "" if self.eof else self.f.read(max(1 << 16, len(self.buf) - self.pos))
+        block = "" if self.eof else self.stream.read(max(1 << 16, len(self.buf) - self.pos))
         self.eof = not block
         self.buf, self.pos = self.buf[self.pos :] + block, 0
         return bool(block)
 
     def _peek(self) -> str:
         while True:
-            self.pos = _WS.match(self.buf, self.pos).end()  # type: ignore[union-attr]
+            self.pos = _WS.match(self.buf, self.pos).end()  # type: ignore[union-attr]  # `*` always matches
             if self.pos < len(self.buf):
                 return self.buf[self.pos]
             if not self._more():
@@ -150,7 +159,7 @@ class _JsonArray:
     def _fail(self, what: str) -> InputError:
         return InputError(f"{self.name}: {what}.", "A .json source must be one array of objects: [{...}, {...}].")
 
-    def __iter__(self) -> Iterator[tuple[int, object]]:
+    def __iter__(self) -> Iterator[Item]:
         if self._peek() != "[":
             raise self._fail("not a JSON array")
         self.pos += 1

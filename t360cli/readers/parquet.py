@@ -7,29 +7,34 @@ import json
 import shutil
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from t360cli.errors import InputError
-from t360cli.readers.base import Chunk, Source, SourceOptions, _check_names
+from t360cli.readers.base import Chunk, Source, SourceOptions, _check_names, float_column, is_gzipped
 
 
 class _parquet_file:
     """Context manager: a ParquetFile (a .parquet.gz is gunzipped to a temporary file first)."""
 
     def __init__(self, src: Source) -> None:
-        self.src, self.tmp, self.pf = src, None, None
+        self.src = src
+        self.tmp: IO[bytes] | None = None
+        self.pf: Any = None  # pyarrow.parquet.ParquetFile (pyarrow has no type stubs)
 
-    def __enter__(self):
+    def __enter__(self) -> Any:
         import pyarrow.parquet as pq
 
-        target = self.src.path
-        if target.name.lower().endswith(".gz"):
+        target: Path | IO[bytes] = self.src.path
+        if is_gzipped(self.src.path):
             self.tmp = tempfile.TemporaryFile()
-            with gzip.open(target, "rb") as f:
-                shutil.copyfileobj(f, self.tmp, 1 << 20)
+            with gzip.open(self.src.path, "rb") as gunzipped:
+                shutil.copyfileobj(gunzipped, self.tmp, 1 << 20)
             self.tmp.seek(0)
             target = self.tmp
         try:
@@ -39,10 +44,10 @@ class _parquet_file:
             raise InputError(f"{self.src.name}: not a readable Parquet file: {e}.") from e
         return self.pf
 
-    def __exit__(self, *exc) -> None:
-        for f in (self.pf, self.tmp):
-            if f is not None:
-                f.close()
+    def __exit__(self, *exc: object) -> None:
+        for opened in (self.pf, self.tmp):
+            if opened is not None:
+                opened.close()
 
 
 def _read_parquet(src: Source, opts: SourceOptions, size: int) -> Iterator[Chunk]:
@@ -76,13 +81,13 @@ def _parquet_chunks(src: Source, size: int) -> Iterator[Chunk]:
             )
 
 
-def _pq_text(col: pa.Array) -> tuple[pa.Array, np.ndarray]:
+def _pq_text(col: pa.Array) -> tuple[pa.Array, npt.NDArray[np.bool_]]:
     """A column as text ("" for null) and its mask of numeric cells."""
     if pa.types.is_dictionary(col.type):
         col = col.dictionary_decode()
     t = col.type
     if pa.types.is_floating(t):
-        return _pq_float(col)
+        return float_column(col)
     numeric = pa.types.is_integer(t) or pa.types.is_decimal(t)
     if pa.types.is_timestamp(t):
         secs = pc.cast(pc.round_temporal(col, unit="second"), pa.timestamp("s", "UTC" if t.tz else None))
@@ -98,17 +103,4 @@ def _pq_text(col: pa.Array) -> tuple[pa.Array, np.ndarray]:
     else:
         text = pc.cast(col, pa.string())
     mask = pc.is_valid(col).to_numpy(zero_copy_only=False) if numeric else np.zeros(len(col), bool)
-    return pc.fill_null(text, ""), mask
-
-
-def _pq_float(col: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    vals = pc.if_else(pc.is_nan(col), pa.scalar(None, col.type), col)
-    text = pc.cast(vals, pa.string())
-    fix = np.flatnonzero(pc.fill_null(pc.match_substring(text, "e"), False).to_numpy(zero_copy_only=False))
-    if len(fix):
-        arr, py = vals.to_numpy(zero_copy_only=False), text.to_pylist()
-        for i in fix:
-            py[i] = np.format_float_positional(arr[i], trim="-")
-        text = pa.array(py, pa.string())
-    mask = pc.and_(pc.is_valid(vals), pc.is_finite(vals)).fill_null(False).to_numpy(zero_copy_only=False)
     return pc.fill_null(text, ""), mask

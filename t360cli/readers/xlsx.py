@@ -6,23 +6,38 @@ import datetime as dt
 import gzip
 import io
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from t360cli.errors import InputError
-from t360cli.readers.base import BadRow, Chunk, Source, SourceOptions, _check_names, _ragged, _text_table
-from t360cli.readers.parquet import _pq_float
+from t360cli.readers.base import (
+    BadRow,
+    Chunk,
+    Source,
+    SourceOptions,
+    _check_names,
+    _ragged,
+    _text_table,
+    float_column,
+    float_text,
+    is_gzipped,
+)
+
+Cell = str | float | int | bool | dt.datetime | dt.date | dt.time | dt.timedelta | None  # what calamine gives
 
 
-def _xl_sheet(src: Source, opts: SourceOptions):
+def _xl_sheet(src: Source, opts: SourceOptions) -> Any:
+    """The chosen sheet (a python_calamine CalamineSheet; the library has no type stubs)."""
     from python_calamine import CalamineWorkbook
 
     try:
-        if src.path.name.lower().endswith(".gz"):
-            with gzip.open(src.path, "rb") as f:
-                wb = CalamineWorkbook.from_filelike(io.BytesIO(f.read()))
+        if is_gzipped(src.path):
+            with gzip.open(src.path, "rb") as gunzipped:
+                wb = CalamineWorkbook.from_filelike(io.BytesIO(gunzipped.read()))
         else:
             wb = CalamineWorkbook.from_path(str(src.path))
     except (OSError, EOFError):
@@ -42,7 +57,7 @@ def _xl_sheet(src: Source, opts: SourceOptions):
     return wb.get_sheet_by_index(want) if isinstance(want, int) else wb.get_sheet_by_name(want)
 
 
-def _xl_rows(sheet) -> Iterator[tuple[int, list]]:
+def _xl_rows(sheet: Any) -> Iterator[tuple[int, list[Cell]]]:
     """(Excel row number, cells) for each row of the sheet's used columns."""
     it = iter(sheet.iter_rows())
     first = next(it, None)
@@ -55,10 +70,10 @@ def _xl_rows(sheet) -> Iterator[tuple[int, list]]:
     yield from enumerate(it, base + 1)
 
 
-def _xl_head(rows: Iterator[tuple[int, list]], src: Source) -> tuple[int, list[str]]:
+def _xl_head(rows: Iterator[tuple[int, list[Cell]]], src: Source) -> tuple[int, list[str]]:
     for no, cells in rows:
         if cells.count("") != len(cells):
-            texts = [c if type(c) is str else _xl_text(c) for c in cells]
+            texts = [_xl_text(c) for c in cells]
             while texts and not texts[-1].strip():
                 texts.pop()  # the used range may reach past the last named column
             return no, _check_names(texts, src, no)
@@ -68,12 +83,12 @@ def _xl_head(rows: Iterator[tuple[int, list]], src: Source) -> tuple[int, list[s
 def _read_xlsx(src: Source, opts: SourceOptions, size: int) -> Iterator[Chunk]:
     rows = _xl_rows(_xl_sheet(src, opts))
     _, names = _xl_head(rows, src)
-    m = len(names)
-    buf: list[list] = []
+    width = len(names)
+    buf: list[list[Cell]] = []
     lines: list[int] = []
     bad: list[BadRow] = []
     for no, cells in rows:
-        extra = cells[m:]
+        extra = cells[width:]
         if extra and extra.count("") != len(extra):
             bad.append(_ragged([_xl_text(c) for c in cells], names, no))
             continue
@@ -88,9 +103,10 @@ def _read_xlsx(src: Source, opts: SourceOptions, size: int) -> Iterator[Chunk]:
         yield _xl_chunk(src, names, buf, lines, bad)
 
 
-def _xl_chunk(src: Source, names: list[str], rows: list[list], lines: list[int], bad: list) -> Chunk:
-    cols = list(zip(*rows, strict=True)) if rows else [()] * len(names)
-    texts, numeric = [], {}
+def _xl_chunk(src: Source, names: list[str], rows: list[list[Cell]], lines: list[int], bad: list[BadRow]) -> Chunk:
+    cols: list[tuple[Cell, ...]] = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    texts: list[Sequence[str]] = []
+    numeric: dict[str, npt.NDArray[np.bool_]] = {}
     for name, col in zip(names, cols, strict=False):
         types = set(map(type, col))
         numeric[name] = (
@@ -102,12 +118,12 @@ def _xl_chunk(src: Source, names: list[str], rows: list[list], lines: list[int],
     return Chunk(src, list(names), _text_table(names, texts), np.array(lines, np.int64), numeric, bad)
 
 
-def _xl_texts(col: Sequence, types: set[type]) -> Sequence[str]:
+def _xl_texts(col: Sequence[Cell], types: set[type]) -> Sequence[str]:
     """A column's cells as text; the usual all-float and all-datetime columns in one go."""
     if types <= {str}:
-        return col
+        return col  # type: ignore[return-value]  # every cell is a str (checked just above)
     if types <= {str, float}:
-        conv = _pq_float(pa.array([v for v in col if type(v) is float], pa.float64()))[0]
+        conv = float_column(pa.array([v for v in col if type(v) is float], pa.float64()))[0]
     elif types <= {str, dt.datetime}:
         ts = pa.array([v for v in col if type(v) is not str], pa.timestamp("us"))
         ts = pc.cast(pc.round_temporal(ts, unit="second"), pa.timestamp("s"))
@@ -118,33 +134,28 @@ def _xl_texts(col: Sequence, types: set[type]) -> Sequence[str]:
     return [v if type(v) is str else next(it) for v in col]
 
 
-def _float_text(x: float) -> str:
-    """Shortest exact positional text: 0.1, 1234.5, 5 (no exponent)."""
-    s = repr(x)
-    if "e" in s:
-        return np.format_float_positional(x, trim="-")
-    return s[:-2] if s.endswith(".0") else s
+def _xl_text(value: Cell) -> str:
+    """One cell as text: numbers as `float_text`, booleans TRUE/FALSE, times rounded to the second."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):  # before int: a bool is an int
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        return float_text(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, dt.datetime):  # before date: a datetime is a date
+        rounded = value + dt.timedelta(microseconds=500_000)
+        return rounded.replace(microsecond=0).isoformat(" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, dt.time):  # rounded half up, as datetimes; 23:59:59.5 stays in its day
+        secs = min(86_399, value.hour * 3600 + value.minute * 60 + value.second + (value.microsecond >= 500_000))
+        return _clock(secs)
+    if isinstance(value, dt.timedelta):
+        return _clock(int(value.total_seconds() + 0.5))
+    return "" if value is None else str(value)
 
 
-def _xl_text(v: object) -> str:
-    t = type(v)
-    if t is str:
-        return v  # type: ignore[return-value]
-    if t is float:
-        return _float_text(v)  # type: ignore[arg-type]
-    if t is bool:
-        return "TRUE" if v else "FALSE"
-    if t is int:
-        return str(v)
-    if t is dt.datetime:
-        v = v + dt.timedelta(microseconds=500_000)  # type: ignore[operator]
-        return v.replace(microsecond=0).isoformat(" ")  # type: ignore[union-attr]
-    if t is dt.date:
-        return v.isoformat()  # type: ignore[union-attr]
-    if t is dt.time:  # rounded half up, as datetimes; 23:59:59.5 stays in its day
-        secs = min(86_399, v.hour * 3600 + v.minute * 60 + v.second + (v.microsecond >= 500_000))  # type: ignore
-        return f"{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}"
-    if t is dt.timedelta:
-        secs = int(v.total_seconds() + 0.5)  # type: ignore[union-attr]
-        return f"{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}"
-    return "" if v is None else str(v)
+def _clock(secs: int) -> str:
+    return f"{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}"
