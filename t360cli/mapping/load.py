@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from t360cli import contract, yamlnodes
+from t360cli.convert_common import DECIMAL_MARKS
 from t360cli.errors import MappingError
 from t360cli.mapping.checker import Checker, did_you_mean
 from t360cli.mapping.extensions import parse_aggregate, parse_events
@@ -106,7 +107,7 @@ def _source(checker: Checker, tree: YMap, mapping: Mapping) -> None:
 
 def _separators(checker: Checker, src: YMap, mapping: Mapping, decimal: str | None, thousands: str | None) -> None:
     mapping.decimal = decimal or "."
-    if mapping.decimal not in (".", ","):
+    if mapping.decimal not in DECIMAL_MARKS:
         checker.note(src.line_of("decimal"), f'source.decimal must be "." or ",", not \'{mapping.decimal}\'.')
     if thousands is not None and (len(thousands) != 1 or thousands == mapping.decimal or thousands.isdigit()):
         checker.note(
