@@ -69,8 +69,8 @@ def test_imported_finds_every_form(tmp_path: Path) -> None:
 
 
 def package_of(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-    return ".".join(parts if path.name == "__init__.py" else parts[:-1])
+    """The package a module's relative imports resolve against (its folder, for __init__ too)."""
+    return ".".join(path.relative_to(PACKAGE.parent).parts[:-1])
 
 
 @pytest.mark.parametrize("path", MODULES, ids=name_of)

@@ -249,6 +249,70 @@ def test_faults_reject_bad_values() -> None:
         Faults(fail_rate=1.5)
     with pytest.raises(ValueError, match="latency_ms must not be negative"):
         Faults(latency_ms=-1)
+    with pytest.raises(ValueError, match=r"^fail_endpoint must be one of customers, activities, got 'trades'$"):
+        Faults(fail_endpoint="trades")
+    for status in (200, 302, 399, 600):
+        with pytest.raises(
+            ValueError, match=rf"^answer_status must be an HTTP error status from 400 to 599, got {status}$"
+        ):
+            Faults(answer_status=status)
+    with pytest.raises(ValueError, match=r"^give fail_endpoint or answer_status, not both"):
+        Faults(fail_endpoint="customers", answer_status=500)
+
+
+# --- bad nights: fixed answers (SPEC section 10) --------------------------------------------
+
+
+def test_fail_endpoint_is_an_outage_of_that_endpoint_only() -> None:
+    with (
+        serve_in_thread(faults=Faults(fail_endpoint="customers")) as sb,
+        httpx.Client(base_url=sb.url, headers={"x-api-key": KEY}) as c,
+    ):
+        down = [post(c, CUST, [{"customerId": f"a{i}"}]) for i in range(3)]
+        up = post(c, ACT, [act(1)])
+        assert {(r.status_code, r.json()["error"]) for r in down} == {
+            (503, "sandbox: the customers endpoint is down (fail_endpoint)")
+        }
+        assert "retry-after" not in down[0].headers
+        assert up.json() == {"accepted": 1, "duplicates": 0}
+        assert sb.stats() == {"customers": 0, "activities": 1, "requests": 4, "duplicates_ignored": 0}
+
+
+def test_fail_endpoint_activities_answers_before_the_key_is_looked_at() -> None:
+    with serve_in_thread(faults=Faults(fail_endpoint="activities")) as sb, httpx.Client(base_url=sb.url) as anon:
+        assert anon.post(ACT, content=orjson.dumps([act(1)])).status_code == 503
+        assert anon.post(CUST, content=b'[{"customerId": "a"}]').status_code == 401  # the other one checks the key
+        assert sb.stats()["requests"] == 2
+
+
+@pytest.mark.parametrize(
+    "status,phrase",
+    [(404, b"Not Found"), (405, b"Method Not Allowed"), (500, b"Internal Server Error"), (502, b"Bad Gateway")],
+)
+def test_answer_status_answers_every_post_and_stores_nothing(status, phrase) -> None:
+    with (
+        serve_in_thread(faults=Faults(answer_status=status)) as sb,
+        httpx.Client(base_url=sb.url, headers={"x-api-key": KEY}) as c,
+    ):
+        answers = [post(c, CUST, [{"customerId": "a"}]), post(c, ACT, [act(1)]), c.post(ACT, content=b"not json")]
+        assert [(r.status_code, r.json()) for r in answers] == [
+            (status, {"error": f"sandbox: every POST is answered {status} (answer_status)"})
+        ] * 3
+        assert c.get("/sandbox/stats").status_code == 200  # GETs are not covered
+        assert sb.stats() == {"customers": 0, "activities": 0, "requests": 3, "duplicates_ignored": 0}
+        status_line = raw_exchange(sb.port, raw_post(ACT, b"[]"), 1)[0].split(b"\r\n")[0]
+        assert status_line == b"HTTP/1.1 %d %s" % (status, phrase)
+        sb.set_faults(Faults())  # and back to normal
+        assert post(c, ACT, [act(1)]).status_code == 200
+
+
+def test_module_refuses_a_bad_fixed_answer(capsys) -> None:
+    from t360cli.sandbox import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--port", "0", "--db", ":memory:", "--answer-status", "200"])
+    assert exit_info.value.code == 2
+    assert "answer_status must be an HTTP error status from 400 to 599, got 200" in capsys.readouterr().err
 
 
 # --- HTTP framing -------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from http import HTTPStatus
 
 import orjson
 
@@ -24,6 +25,16 @@ REASONS = {
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
+
+
+def reason(status: int) -> str:
+    """The reason phrase of a status line (any status, for Faults.answer_status)."""
+    if status in REASONS:
+        return REASONS[status]
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 @dataclass
@@ -99,7 +110,7 @@ async def send(writer: asyncio.StreamWriter, response: Response, reader: asyncio
     connection before the client has read the answer.
     """
     lines = [
-        f"HTTP/1.1 {response.status} {REASONS[response.status]}",
+        f"HTTP/1.1 {response.status} {reason(response.status)}",
         "Content-Type: application/json",
         f"Content-Length: {len(response.body)}",
     ]

@@ -142,17 +142,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-body-bytes", type=int)
     parser.add_argument("--poison")
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--fail-endpoint", help="customers or activities: every POST to it is answered 503")
+    parser.add_argument("--answer-status", type=int, help="answer every POST to the endpoints with this status")
     args = parser.parse_args(argv)
     try:
         faults = Faults(
-            args.fail_rate,
-            args.throttle_rate,
-            args.drop_rate,
-            args.latency_ms,
-            args.retry_after,
-            args.max_body_bytes,
-            args.poison,
-            args.seed,
+            fail_rate=args.fail_rate,
+            throttle_rate=args.throttle_rate,
+            drop_rate=args.drop_rate,
+            latency_ms=args.latency_ms,
+            retry_after=args.retry_after,
+            max_body_bytes=args.max_body_bytes,
+            poison=args.poison,
+            seed=args.seed,
+            fail_endpoint=args.fail_endpoint,
+            answer_status=args.answer_status,
         )
     except ValueError as exc:
         parser.error(str(exc))

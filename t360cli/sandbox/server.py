@@ -145,10 +145,16 @@ class Server:
         return error_response(404, f"no such path: {request.path}")
 
     async def _post(self, kind: str, request: Request, body: bytes) -> Response | None:
-        """Answer a POST to an endpoint: delay, key, faults, size, validation, store (None: drop)."""
+        """Answer a POST to an endpoint: delay, fixed answers, key, faults, size, validation, store (None: drop)."""
         faults = self.faults
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
+        if faults.answer_status is not None:
+            return error_response(
+                faults.answer_status, f"sandbox: every POST is answered {faults.answer_status} (answer_status)"
+            )
+        if faults.fail_endpoint == kind:
+            return error_response(503, f"sandbox: the {kind} endpoint is down (fail_endpoint)")
         key = request.headers.get("x-api-key")
         if key is None:
             return error_response(401, "missing x-api-key header")
