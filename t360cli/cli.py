@@ -8,14 +8,18 @@ import traceback
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from t360cli import __version__
-from t360cli.config import resolve
+from t360cli.config import Settings, resolve
 from t360cli.errors import ExitCode, T360Error, UsageError
-from t360cli.ui import Terminal
+from t360cli.ui import DemoView, Terminal
+
+if TYPE_CHECKING:  # pyarrow only once a command runs: main() picks its allocator first
+    from t360cli.plan import RunOptions
+    from t360cli.sandbox import Faults
 
 app = typer.Typer(
     add_completion=False,
@@ -73,7 +77,7 @@ def _call(fn: Callable[[Terminal], int], quiet: bool = False, verbose: bool = Fa
     raise typer.Exit(code)
 
 
-def _settings(config: str | None, term: Terminal, **cli: Any) -> Any:
+def _settings(config: str | None, term: Terminal, **cli: object) -> Settings:
     settings = resolve(config, cli)
     if term.verbose:  # where each setting came from (the key itself is never a setting)
         term.note(f"config file: {settings.config_path or 'none'} ({settings.sources['config_path']})")
@@ -82,18 +86,6 @@ def _settings(config: str | None, term: Terminal, **cli: Any) -> Any:
                 source = settings.sources.get(f.name, "default")
                 term.note(f"setting {f.name} = {getattr(settings, f.name)!r} ({source})")
     return settings
-
-
-def _stopped(report: dict[str, Any], max_rejects: str | None, term: Terminal) -> int:
-    """A dry run over --max-rejects exits 3: say why on stderr, as upload does."""
-    code = int(report["exit_code"])
-    if code == ExitCode.STOPPED:
-        where = f" See the rejects file {report['rejects']}." if report.get("rejects") else ""
-        term.error(
-            f"{report['rows_rejected']} of {report['rows_read']} rows are invalid, "
-            f"more than --max-rejects {max_rejects}.{where}"
-        )
-    return code
 
 
 @app.command()
@@ -116,22 +108,16 @@ def upload(
     verbose: VerboseOpt = False,
 ) -> None:
     """Send records to Track360 (resumes an interrupted run of the same files)."""
-    cli = {"base_url": base_url, "batch_size": batch_size, "concurrency": concurrency, "rate_limit": rate}
-    _send(
-        config,
-        cli,
-        quiet,
-        verbose,
-        files=files,
-        mapping=mapping,
-        dry_run=dry_run,
-        limit=limit,
-        max_rejects=max_rejects,
-        log=log,
-        restart=restart,
-        rejects=rejects,
-        report=report,
-    )
+    from t360cli.plan import RunOptions
+
+    cli: dict[str, object] = {
+        "base_url": base_url,
+        "batch_size": batch_size,
+        "concurrency": concurrency,
+        "rate_limit": rate,
+    }
+    opts = RunOptions(files, mapping, dry_run, limit, max_rejects, log, restart, rejects, report)
+    _send(config, cli, quiet, verbose, opts)
 
 
 @app.command()
@@ -148,30 +134,21 @@ def validate(
     verbose: VerboseOpt = False,
 ) -> None:
     """Dry run: read, map and validate; send nothing (no API key needed)."""
-    _send(
-        config,
-        {"batch_size": batch_size},
-        quiet,
-        verbose,
-        files=files,
-        mapping=mapping,
-        dry_run=True,
-        limit=limit,
-        max_rejects=max_rejects,
-        rejects=rejects,
-        report=report,
+    from t360cli.plan import RunOptions
+
+    opts = RunOptions(
+        files, mapping, dry_run=True, limit=limit, max_rejects=max_rejects, rejects=rejects, report=report
     )
+    _send(config, {"batch_size": batch_size}, quiet, verbose, opts)
 
 
-def _send(config: str | None, cli: dict[str, Any], quiet: bool, verbose: bool, **options: Any) -> None:
+def _send(config: str | None, cli: dict[str, object], quiet: bool, verbose: bool, opts: RunOptions) -> None:
     """The one implementation behind upload and validate (a dry run is an upload that sends nothing)."""
 
     def body(term: Terminal) -> int:
         from t360cli import run
 
-        opts = run.RunOptions(**options)
-        report = run.upload(opts, _settings(config, term, **cli), term)
-        return _stopped(report, opts.max_rejects, term)
+        return run.upload(opts, _settings(config, term, **cli), term).exit_code
 
     _call(body, quiet, verbose)
 
@@ -195,7 +172,7 @@ def replay(
         if failed and all_:
             raise T360Error("give --failed or --all, not both.")
         settings = _settings(config, term, base_url=base_url)
-        return int(replay_mod.replay(Path(log), "all" if all_ else "failed", settings, term, report)["exit_code"])
+        return replay_mod.replay(Path(log), settings, term, resend_all=all_, report=report).exit_code
 
     _call(body, quiet, verbose)
 
@@ -211,7 +188,8 @@ def status(
     def body(term: Terminal) -> int:
         from t360cli import replay as replay_mod
 
-        return replay_mod.status(Path(log), term, as_json)
+        term.show_status(replay_mod.status(Path(log)), as_json)
+        return 0
 
     _call(body, False, verbose)
 
@@ -229,7 +207,8 @@ def mapping_init(
     def body(term: Terminal) -> int:
         from t360cli import starter
 
-        return starter.init_command(file, kind, output, force, term)
+        term.show_starter(starter.init_command(file, kind, output, force))
+        return 0
 
     _call(body, False, verbose)
 
@@ -257,14 +236,10 @@ def sandbox(
     """Run a local Track360 receiver (SQLite) with optional faults, for rehearsals."""
 
     def body(term: Terminal) -> int:
-        from t360cli import sandbox as sb
+        from t360cli.sandbox import Faults
 
-        settings = resolve(None, {})
-        path = db or str(Path(settings.state_dir) / "sandbox.db")
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        key = api_key or os.environ.get(settings.api_key_env) or "sandbox-key"
         try:
-            faults = sb.Faults(
+            faults = Faults(
                 fail_rate=fail_rate,
                 throttle_rate=throttle_rate,
                 drop_rate=drop_rate,
@@ -274,17 +249,31 @@ def sandbox(
                 poison=poison,
                 seed=seed,
             )
-            sb.serve(host=host, port=port, db=path, api_key=key, faults=faults)
         except ValueError as exc:
             raise UsageError(f"sandbox: {exc}.") from None
-        except OSError as exc:
-            raise UsageError(
-                f"sandbox cannot listen on {host}:{port}: {exc.strerror or exc}.",
-                "Pick another --port (0 = any free port).",
-            ) from None
+        _serve_sandbox(host, port, db, api_key, faults)
         return 0
 
     _call(body, False, verbose)
+
+
+def _serve_sandbox(host: str, port: int, db: str | None, api_key: str | None, faults: Faults) -> None:
+    """Serve until interrupted; the database in state_dir and the key from $T360_API_KEY by default."""
+    from t360cli.sandbox import serve
+
+    settings = resolve(None, {})
+    path = db or str(Path(settings.state_dir) / "sandbox.db")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    key = api_key or os.environ.get(settings.api_key_env) or "sandbox-key"
+    try:
+        serve(host=host, port=port, db=path, api_key=key, faults=faults)
+    except ValueError as exc:
+        raise UsageError(f"sandbox: {exc}.") from None
+    except OSError as exc:
+        raise UsageError(
+            f"sandbox cannot listen on {host}:{port}: {exc.strerror or exc}.",
+            "Pick another --port (0 = any free port).",
+        ) from None
 
 
 @app.command()
@@ -294,7 +283,8 @@ def demo(verbose: VerboseOpt = False) -> None:
     def body(term: Terminal) -> int:
         from t360cli import demo as demo_mod
 
-        return demo_mod.run_demo(term)
+        view = DemoView(term)
+        return view.finish(demo_mod.run_demo(view))
 
     _call(body, False, verbose)
 
@@ -315,4 +305,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

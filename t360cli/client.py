@@ -2,8 +2,9 @@
 
 One `Sender` owns one `httpx.AsyncClient`. `send()` posts one batch with our own retry
 loop: full-jitter exponential backoff honouring `Retry-After` on 429/5xx/timeouts/dropped
-connections, halving on 413, isolating refused records on 400/422, and raising
-`AuthRefused` on 401/403 (which also stops every other send of the same Sender).
+connections, halving on 413, isolating refused records on 400/422, and stopping on
+401/403 (every other send of the same Sender stops too). Every outcome is a value, the
+key's refusal included (`SendResult.auth_refused`): nothing is raised once sending starts.
 No printing here: callers read `SendResult` and the optional `on_retry` callback.
 """
 
@@ -23,7 +24,7 @@ import httpx
 import orjson
 
 from t360cli import __version__
-from t360cli.errors import AuthRefused, UsageError
+from t360cli.errors import UsageError
 
 MESSAGE_MAX = 300
 STOP_INTERRUPTED = "interrupted"
@@ -36,15 +37,30 @@ class RetryPolicy:
     backoff_max_s: float = 60.0
 
 
+Span = tuple[int, int]  # records lo..hi-1 of a batch
+
+
+@dataclass(frozen=True)
+class AuthRefusal:
+    """The server refused the API key (401/403): what to say, and what to check."""
+
+    message: str
+    hint: str
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}"
+
+
 @dataclass
 class SendResult:
-    acked: list[tuple[int, int]] = field(default_factory=list)
-    refused: list[tuple[int, int, str]] = field(default_factory=list)
-    failed: list[tuple[int, int]] = field(default_factory=list)
+    acked: list[Span] = field(default_factory=list)
+    refused: list[tuple[int, int, str]] = field(default_factory=list)  # (record, HTTP status, message)
+    failed: list[Span] = field(default_factory=list)
     requests: int = 0
     parts: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+    auth_refused: AuthRefusal | None = None  # set on the one send that got the 401/403
 
     @property
     def status(self) -> str:
@@ -88,6 +104,7 @@ class Fatal:
 
 
 Outcome = Done | Transient | Split | Fatal
+Settled = Done | Split | Fatal  # what a part ends with once retries are over
 
 
 def classify(answer: httpx.Response | httpx.RequestError, secret: str = "") -> Outcome:
@@ -216,7 +233,6 @@ class Sender:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._halt_event: asyncio.Event | None = None
         self.halted: str | None = None  # why no more requests are sent, once stopped
-        self.auth_error: AuthRefused | None = None
 
     def __repr__(self) -> str:
         return f"Sender(url={self.url!r}, halted={self.halted!r})"
@@ -258,51 +274,50 @@ class Sender:
         else:
             loop.call_soon_threadsafe(event.set)
 
-    async def send(self, n: int, part: Callable[[int, int], bytes]) -> SendResult:
-        """Deliver records 0..n-1; `part(lo, hi)` is the JSON array body of records lo..hi-1."""
+    async def send(self, records: int, part: Callable[[int, int], bytes]) -> SendResult:
+        """Deliver records 0..records-1; `part(lo, hi)` is the JSON array body of records lo..hi-1."""
         if self._client is None:
             raise RuntimeError("Sender.send() needs `async with Sender(...)`")
-        res = SendResult()
-        todo = [(0, n)] if n > 0 else []
+        result = SendResult()
+        todo: list[Span] = [(0, records)] if records > 0 else []
         while todo:  # bounded: each split halves a part, so at most 2n-1 parts
             lo, hi = todo.pop()
             if self.halted:
-                res.failed.append((lo, hi))
-                res.error = self.halted
+                result.failed.append((lo, hi))
+                result.error = self.halted
                 continue
-            outcome = await self._deliver(part(lo, hi), res)
-            self._settle(outcome, lo, hi, todo, res)
-        return _tidy(res)
+            outcome = await self._deliver(part(lo, hi), result)
+            self._settle(outcome, (lo, hi), todo, result)
+        return _tidy(result)
 
-    def _settle(self, out: Outcome, lo: int, hi: int, todo: list, res: SendResult) -> None:
-        if isinstance(out, Done):
-            res.acked.append((lo, hi))
-        elif isinstance(out, Split) and hi - lo == 1:
-            res.refused.append((lo, out.status, out.message))
-        elif isinstance(out, Split):
+    def _settle(self, outcome: Settled, span: Span, todo: list[Span], result: SendResult) -> None:
+        lo, hi = span
+        if isinstance(outcome, Done):
+            result.acked.append(span)
+        elif isinstance(outcome, Split) and hi - lo == 1:
+            result.refused.append((lo, outcome.status, outcome.message))
+        elif isinstance(outcome, Split):
             mid = (lo + hi) // 2
             todo += [(mid, hi), (lo, mid)]
-        elif isinstance(out, Fatal) and out.auth:
-            self._refuse_auth(out, (lo, hi), todo, res)
+        elif isinstance(outcome, Fatal) and outcome.auth:
+            self._refuse_auth(outcome, span, todo, result)
         else:
-            res.failed.append((lo, hi))
-            res.error = out.message
+            result.failed.append(span)
+            result.error = outcome.message
 
-    def _refuse_auth(self, out: Fatal, span: tuple, todo: list, res: SendResult) -> None:
-        reason = f"not sent: the server refused the API key ({out.message})"
+    def _refuse_auth(self, outcome: Fatal, span: Span, todo: list[Span], result: SendResult) -> None:
+        """Halt every send; this batch's remaining parts fail, and the result carries the refusal."""
+        reason = f"not sent: the server refused the API key ({outcome.message})"
         self._halt(reason)
-        res.failed += [span, *todo]
-        res.error = reason
+        result.failed += [span, *todo]
+        result.error = reason
         todo.clear()
-        exc = AuthRefused(
-            f"the server refused the API key ({out.message}).",
+        result.auth_refused = AuthRefusal(
+            f"the server refused the API key ({outcome.message}).",
             f"Check the key in {self._hint}: it must be the Brand Token for {self.url}. Nothing more was sent.",
         )
-        exc.result = _tidy(res)  # what this batch got before the refusal
-        self.auth_error = self.auth_error or exc
-        raise exc
 
-    async def _deliver(self, body: bytes, res: SendResult) -> Outcome:
+    async def _deliver(self, body: bytes, result: SendResult) -> Settled:
         """Send one part until it is settled, retries exhausted, or the Sender is halted."""
         attempts = max(1, self.retry.max_attempts)
         last: Outcome | None = None
@@ -315,10 +330,10 @@ class Sender:
                 await self._pause(self._bucket.reserve())
             if self.halted:
                 return Fatal("halted", self.halted)
-            res.parts += int(attempt == 1)
-            res.requests += 1
+            result.parts += int(attempt == 1)
+            result.requests += 1
             last = await self._post(body)
-            res.statuses[last.label] = res.statuses.get(last.label, 0) + 1
+            result.statuses[last.label] = result.statuses.get(last.label, 0) + 1
             if not isinstance(last, Transient):
                 return last
         assert isinstance(last, Transient)
@@ -328,7 +343,7 @@ class Sender:
         cap = self.retry.backoff_max_s
         if last.retry_after is not None:
             return min(cap, last.retry_after)
-        return self._random() * min(cap, self.retry.backoff_initial_s * 2 ** (failed_attempt - 1))
+        return self._random() * min(cap, self.retry.backoff_initial_s * 2.0 ** (failed_attempt - 1))
 
     async def _post(self, body: bytes) -> Outcome:
         assert self._client is not None
@@ -352,8 +367,8 @@ class Sender:
             await asyncio.gather(sleeper, halter, return_exceptions=True)
 
 
-def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
+def _merge(spans: list[Span]) -> list[Span]:
+    out: list[Span] = []
     for lo, hi in sorted(spans):
         if out and out[-1][1] == lo:
             out[-1] = (out[-1][0], hi)
@@ -362,10 +377,10 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-def _tidy(res: SendResult) -> SendResult:
+def _tidy(result: SendResult) -> SendResult:
     """Sort and merge adjacent ranges; order statuses by count."""
-    res.acked = _merge(res.acked)
-    res.failed = _merge(res.failed)
-    res.refused.sort()
-    res.statuses = dict(Counter(res.statuses).most_common())
-    return res
+    result.acked = _merge(result.acked)
+    result.failed = _merge(result.failed)
+    result.refused.sort()
+    result.statuses = dict(Counter(result.statuses).most_common())
+    return result

@@ -7,14 +7,15 @@ Its state (progress logs, rejects, the sandbox database) is left in <state_dir>/
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import orjson
+from typing import Protocol
 
 from t360cli import run
 from t360cli.config import Settings, resolve
-from t360cli.sandbox import serve_in_thread
+from t360cli.plan import RunOptions
+from t360cli.report import Report
+from t360cli.sandbox import Sandbox, serve_in_thread
 
 SAMPLES = Path(__file__).parent / "sample_data"
 DEMO_KEY = "demo-key-not-secret"
@@ -36,53 +37,69 @@ def demo_files() -> list[tuple[Path, Path]]:
     return [(d, m) for d, m in pairs if d.exists() and m.exists()]
 
 
-def run_demo(term: Any, state_dir: str | None = None) -> int:
+@dataclass(frozen=True)
+class DemoUpload:
+    data: str  # the sample's file name
+    mapping: str
+    report: Report
+
+    @property
+    def clean(self) -> bool:
+        """Finished (exit 0 or 1), every batch acknowledged, every row in one bucket."""
+        counts = self.report.counts
+        accounted = counts.rows_valid + counts.rows_rejected + counts.rows_filtered + counts.rows_duplicate
+        return self.report.exit_code in (0, 1) and not counts.batches_failed and counts.rows_read == accounted
+
+
+@dataclass(frozen=True)
+class Received:
+    """What the sandbox stored: its counts, activities per eventname, a few records."""
+
+    stats: dict[str, int]
+    by_event: dict[str, int]
+    examples: list[dict[str, object]]
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    state_dir: Path
+    uploads: list[DemoUpload]
+    received: Received
+
+    @property
+    def unclean(self) -> list[str]:
+        return [upload.data for upload in self.uploads if not upload.clean]
+
+
+class DemoObserver(Protocol):
+    """Told as the demo goes (ui.DemoView prints it), so the user is not left waiting."""
+
+    def sandbox_started(self, url: str, state_dir: Path) -> None: ...
+    def uploaded(self, upload: DemoUpload) -> None: ...
+
+
+def run_demo(observer: DemoObserver, state_dir: str | None = None) -> DemoResult:
     """Upload every sample; state (logs, rejects, the sandbox db) in <state_dir>/demo."""
     root = Path(state_dir or resolve(None, {}).state_dir) / "demo"
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     key_file = root / "api-key"
     key_file.write_text(DEMO_KEY + "\n", encoding="utf-8")
-    results = []
+    uploads = []
     with serve_in_thread(db=str(root / "sandbox.db"), api_key=DEMO_KEY) as sandbox:
-        term.print(f"t360 demo: sandbox listening on {sandbox.url}; state in {root}/")
+        observer.sandbox_started(sandbox.url, root)
         for data, mapping in demo_files():
             settings = Settings(base_url=sandbox.url, api_key_file=str(key_file), state_dir=str(root))
-            opts = run.RunOptions(files=[str(data)], mapping=str(mapping))
-            report = run.upload(opts, settings, run.NullObserver())
-            results.append((data.name, report))
-            term.print(_line(data.name, mapping.name, report))
-        _show_received(term, sandbox)
-    bad = [
-        name
-        for name, r in results
-        if r["exit_code"] not in (0, 1)
-        or r["batches_failed"]
-        or r["rows_read"] != r["rows_valid"] + r["rows_rejected"] + r["rows_filtered"] + r["rows_duplicate"]
-    ]
-    if bad:
-        term.error(f"demo: {', '.join(bad)} did not upload cleanly.")
-        return 1
-    term.print(
-        "\nEvery row is accounted for: sent, rejected (reasons in each rejects file above), "
-        "filtered by where:, or a duplicate."
-    )
-    return 0
+            report = run.upload(RunOptions(files=[str(data)], mapping=str(mapping)), settings)
+            uploads.append(DemoUpload(data.name, mapping.name, report))
+            observer.uploaded(uploads[-1])
+        received = _received(sandbox)
+    return DemoResult(root, uploads, received)
 
 
-def _line(data: str, mapping: str, r: dict[str, Any]) -> str:
-    head = f"  {data} -m {mapping}: read {r['rows_read']}, valid {r['rows_valid']}, rejected {r['rows_rejected']}, "
-    head += f"filtered {r['rows_filtered']}, duplicate {r['rows_duplicate']} -> sent {r['records_sent']} records"
-    return head + (f"\n      rejects: {r['rejects']}" if r["rejects"] else "")
-
-
-def _show_received(term: Any, sandbox: Any) -> None:
-    stats = sandbox.stats()
-    term.print(f"\n== what the sandbox received: {orjson.dumps(stats).decode()}")
+def _received(sandbox: Sandbox) -> Received:
     activities = sandbox.activities()
     by_event: dict[str, int] = {}
     for record in activities:
         by_event[record.get("eventname", "?")] = by_event.get(record.get("eventname", "?"), 0) + 1
-    term.print("activities by eventname: " + ", ".join(f"{k} {v}" for k, v in sorted(by_event.items())))
-    for record in sandbox.customers()[:2] + activities[:3]:
-        term.print("  " + orjson.dumps(record).decode())
+    return Received(sandbox.stats(), dict(sorted(by_event.items())), sandbox.customers()[:2] + activities[:3])

@@ -1,18 +1,21 @@
-"""The run's written results: the rejects CSV and the JSON report."""
+"""The run's written results: the rejects CSV and the Report (its JSON through files.py)."""
 
 from __future__ import annotations
 
 import csv
 import os
-import tempfile
 import threading
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING
 
 import orjson
 
+from t360cli.files import write_atomic
 from t360cli.tally import Counts
+
+if TYPE_CHECKING:
+    from _csv import Writer
 
 
 class RejectsWriter:
@@ -31,18 +34,17 @@ class RejectsWriter:
         self.files = {name: i for i, name in enumerate(files or [])}  # sort order of sources
         self._last: tuple[int, int] = (-1, -1)
         self._unsorted = False
-        self.count = 0
-        self._file: Any = None
-        self._writer: Any = None
+        self._file: IO[str] | None = None
+        self._writer: Writer | None = None
         self._grew = False
         self._lock = threading.Lock()  # the sender's refusals arrive from another thread
 
-    def write(self, source: str, line: int, reason: str, cells: dict[str, Any]) -> None:
+    def write(self, source: str, line: int, reason: str, cells: dict[str, object]) -> None:
         with self._lock:
             self._write(source, line, reason, cells)
 
-    def _write(self, source: str, line: int, reason: str, cells: dict[str, Any]) -> None:
-        if self._file is None:
+    def _write(self, source: str, line: int, reason: str, cells: dict[str, object]) -> None:
+        if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
             self._writer = csv.writer(self._file)
@@ -56,7 +58,6 @@ class RejectsWriter:
         self._last = max(self._last, where)
         row = [source, line, reason] + ["" if cells.get(c) is None else cells.get(c) for c in self.columns]
         self._writer.writerow(row)
-        self.count += 1
 
     def close(self) -> Path | None:
         if self._file is None:
@@ -85,29 +86,49 @@ class RejectsWriter:
         os.replace(tmp, self.path)
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is an ordinary file
-    os.replace(tmp, path)
+TotalsJson = dict[str, dict[str, dict[str, str]]]  # eventname -> Currency -> field -> exact decimal text
 
 
-def report_dict(
-    kind: str,
-    dry_run: bool,
-    files: list[str],
-    counts: Counts,
-    totals: dict[str, Any] | None,
-    log: str | None,
-    rejects: str | None,
-    duration_s: float,
-    exit_code: int,
-) -> dict[str, Any]:
-    data: dict[str, Any] = {"kind": kind, "dry_run": dry_run, "files": files}
-    data.update(asdict(counts))
-    data.update(log=log, rejects=rejects, duration_s=round(duration_s, 3), exit_code=exit_code, totals=totals)
-    return data
+@dataclass(frozen=True)
+class ControlTotals:
+    """SPEC 7 `totals`: sums of the valid records and of those Track360 acknowledged.
+
+    `acknowledged` is None when a run was interrupted or stopped (unknown: rerun to finish)
+    and empty for a dry run (nothing was sent).
+    """
+
+    valid: TotalsJson
+    acknowledged: TotalsJson | None
+
+    def to_json(self) -> dict[str, TotalsJson | None]:
+        return {"valid": self.valid, "acknowledged": self.acknowledged}
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a run did (SPEC 7); `to_json()` is the `--report` file and the log's summary line."""
+
+    kind: str
+    dry_run: bool
+    files: list[str]
+    counts: Counts
+    log: str | None
+    rejects: str | None
+    duration_s: float
+    exit_code: int
+    totals: ControlTotals | None
+
+    def to_json(self) -> dict[str, object]:
+        data: dict[str, object] = {"kind": self.kind, "dry_run": self.dry_run, "files": self.files}
+        data.update(asdict(self.counts))
+        data.update(
+            log=self.log,
+            rejects=self.rejects,
+            duration_s=round(self.duration_s, 3),
+            exit_code=self.exit_code,
+            totals=self.totals.to_json() if self.totals is not None else None,
+        )
+        return data
+
+    def write(self, path: Path) -> None:
+        write_atomic(path, orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2) + b"\n")

@@ -1,4 +1,5 @@
-"""Library entry points: validate, upload, replay, status. No printing: an Observer is told.
+"""Library entry points: validate and upload (replay's delivery too). They return a Report and
+never print: an Observer is told what happens.
 
 Every command builds a Pipeline over the inputs, cuts batches, and (unless dry) hands
 them to a Delivery that records each one in the progress log.
@@ -7,124 +8,89 @@ them to a Delivery that records each one in the progress log.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import signal
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Protocol
 
 import orjson
 
-from t360cli import __version__, contract, readers
+from t360cli import contract
 from t360cli.batching import Batch, Batcher
-from t360cli.config import Settings, host_of
-from t360cli.errors import ExitCode, T360Error, TooManyRejects, UsageError
-from t360cli.mapping import Mapping, load_mapping
-from t360cli.pipeline import Inputs, Pipeline, open_inputs
-from t360cli.report import RejectsWriter, report_dict, write_json_atomic
+from t360cli.config import Settings
+from t360cli.errors import AuthRefused, ExitCode, TooManyRejects, UsageError
+from t360cli.pipeline import Pipeline
+from t360cli.plan import MATCH_KEYS, Plan, RunOptions, plan
+from t360cli.report import ControlTotals, RejectsWriter, Report
 from t360cli.tally import Counts, Totals
 
 if TYPE_CHECKING:
+    from t360cli.client import AuthRefusal, Sender
+    from t360cli.deliver import LogEntry
     from t360cli.progress_log import RunLog
 
-MATCH_KEYS = ("kind", "files", "mapping_sha256", "batch_size", "max_batch_bytes", "host")
+RowEstimate = Callable[[], int | None]  # rows to read, counted only if the observer asks
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Observer(Protocol):
-    def start(self, title: str, total_bytes: int) -> None: ...
-    def progress(self, counts: Counts, bytes_done: int | None = None) -> None: ...
+    """What a run tells its watcher (ui.Terminal on the command line; tests may keep a list)."""
+
+    def start(self, title: str, dry_run: bool = False, estimate_rows: RowEstimate | None = None) -> None: ...
+    def progress(self, counts: Counts) -> None: ...
     def retry(self, label: str) -> None: ...
     def note(self, text: str) -> None: ...
-    def finish(self, report: dict[str, Any]) -> None: ...
+    def finish(self, report: Report) -> None: ...
 
 
 class NullObserver:
-    def start(self, title: str, total_bytes: int) -> None: ...
-    def progress(self, counts: Counts, bytes_done: int | None = None) -> None: ...
+    def start(self, title: str, dry_run: bool = False, estimate_rows: RowEstimate | None = None) -> None: ...
+    def progress(self, counts: Counts) -> None: ...
     def retry(self, label: str) -> None: ...
     def note(self, text: str) -> None: ...
-    def finish(self, report: dict[str, Any]) -> None: ...
+    def finish(self, report: Report) -> None: ...
 
 
-@dataclass
-class RunOptions:
-    files: list[str]
-    mapping: str
-    dry_run: bool = False
-    limit: int | None = None
-    max_rejects: str | None = None
-    log: str | None = None
-    restart: bool = False
-    rejects: str | None = None
-    report: str | None = None
+@dataclass(frozen=True)
+class RejectLimit:
+    """--max-rejects: a number of rows, or a percentage of the rows read."""
+
+    text: str
+    value: float
+    percent: bool
+
+    def exceeded(self, counts: Counts) -> bool:
+        allowed = self.value * counts.rows_read / 100 if self.percent else self.value
+        return counts.rows_rejected > allowed
+
+    def refusal(self, report: Report, sent_nothing: bool) -> TooManyRejects:
+        """The one sentence for a run stopped by --max-rejects (validate and upload)."""
+        tail = "; nothing was sent." if sent_nothing else "."
+        return TooManyRejects(
+            f"{report.counts.rows_rejected} of {report.counts.rows_read} rows are invalid, "
+            f"more than --max-rejects {self.text}{tail}",
+            f"See the rejects file {report.rejects}." if report.rejects else None,
+        )
 
 
-@dataclass
-class Plan:
-    """Everything fixed before the first row is read."""
-
-    mapping: Mapping
-    inputs: Inputs
-    header: dict[str, Any]
-    log_path: Path
-    rejects_path: Path
-    file_names: list[str] = field(default_factory=list)
-
-
-def parse_max_rejects(text: str | None) -> tuple[float, bool] | None:
+def parse_max_rejects(text: str | None) -> RejectLimit | None:
     if text is None:
         return None
     raw = text.strip()
-    pct = raw.endswith("%")
+    percent = raw.endswith("%")
     try:
-        value = float(raw[:-1] if pct else raw)
+        value = float(raw[:-1] if percent else raw)
     except ValueError:
         raise UsageError(
             f"--max-rejects '{text}' is not a number or a percentage.", "Examples: --max-rejects 100, --max-rejects 2%."
         ) from None
-    if value < 0 or (not pct and value != int(value)):
+    if value < 0 or (not percent and value != int(value)):
         raise UsageError(f"--max-rejects '{text}' must be a whole number or a percentage >= 0.")
-    return value, pct
-
-
-def exceeded(limit: tuple[float, bool] | None, counts: Counts) -> bool:
-    if limit is None:
-        return False
-    value, pct = limit
-    allowed = value * counts.rows_read / 100 if pct else value
-    return counts.rows_rejected > allowed
-
-
-def plan(opts: RunOptions, settings: Settings) -> Plan:
-    mapping = load_mapping(Path(opts.mapping))
-    inputs = open_inputs(mapping, opts.files)
-    files = [
-        {"path": str(p.resolve()), "size": p.stat().st_size, "sha256": readers.file_sha256(p)} for p in inputs.paths
-    ]
-    host = host_of(settings.base_url)
-    base = urlsplit(settings.base_url or "")
-    header = {
-        "t360": __version__,
-        "kind": mapping.kind,
-        "files": files,
-        "mapping": str(Path(opts.mapping).resolve()),
-        "mapping_sha256": mapping.sha256,
-        "batch_size": settings.batch_size,
-        "max_batch_bytes": settings.max_batch_bytes,
-        "host": host,
-        "base_url": f"{base.scheme}://{host}{base.path}" if host else None,
-        "limit": opts.limit,
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    fingerprint = hashlib.sha256(orjson.dumps([header[k] for k in MATCH_KEYS] + [opts.limit])).hexdigest()[:12]
-    name = inputs.paths[0].name.split(".")[0] if inputs.paths else "run"
-    log_path = Path(opts.log) if opts.log else Path(settings.state_dir) / "runs" / f"{name}-{fingerprint}.jsonl"
-    stem = log_path.with_suffix("")
-    rejects = Path(opts.rejects) if opts.rejects else stem.with_name(stem.name + ".rejects.csv")
-    return Plan(mapping, inputs, header, log_path, rejects, [str(p) for p in inputs.paths])
+    return RejectLimit(text, value, percent)
 
 
 def estimate_rows(paths: list[Path]) -> int | None:
@@ -134,14 +100,18 @@ def estimate_rows(paths: list[Path]) -> int | None:
         if path.suffix.lower() not in (".csv", ".tsv", ".txt", ".jsonl", ".ndjson"):
             return None
         with open(path, "rb") as fh:
-            total += sum(block.count(b"\n") for block in iter(lambda fh=fh: fh.read(1 << 20), b""))
+            total += sum(block.count(b"\n") for block in iter(partial(fh.read, 1 << 20), b""))
     return total
 
 
-def _announce(obs: Observer, title: str, p: Plan) -> None:
-    obs.start(title, sum(f["size"] for f in p.header["files"]))
-    if getattr(obs, "is_tty", False) and hasattr(obs, "expect_rows"):
-        obs.expect_rows(estimate_rows(p.inputs.paths))
+def _pipeline(the_plan: Plan, limit: int | None, observer: Observer, verb: str) -> tuple[Pipeline, RejectsWriter]:
+    """The run's pipeline and its rejects file; the observer is told that reading starts."""
+    rejects = RejectsWriter(the_plan.rejects_path, the_plan.inputs.columns, the_plan.file_names)
+    pipe = Pipeline(the_plan.mapping, the_plan.inputs, rejects, limit)
+    pipe.on_chunk = observer.progress
+    title = f"{verb} {', '.join(the_plan.file_names)}"
+    observer.start(title, verb == "validating", partial(estimate_rows, the_plan.inputs.paths))
+    return pipe, rejects
 
 
 def batches(pipe: Pipeline, settings: Settings) -> Iterator[Batch]:
@@ -156,154 +126,192 @@ def exit_code(counts: Counts, dry_run: bool) -> ExitCode:
     return ExitCode.PARTIAL if bad else ExitCode.OK
 
 
-def totals_json(pipe: Pipeline, acknowledged: Totals | None, dry: bool) -> dict[str, Any] | None:
+def control_totals(pipe: Pipeline, acknowledged: Totals | None, dry_run: bool) -> ControlTotals | None:
     if pipe.kind != "activities":
         return None
     if acknowledged is None:
-        return {"valid": pipe.totals.as_json(), "acknowledged": None if not dry else {}}
-    return {"valid": pipe.totals.as_json(), "acknowledged": acknowledged.as_json()}
+        return ControlTotals(pipe.totals.as_json(), {} if dry_run else None)
+    return ControlTotals(pipe.totals.as_json(), acknowledged.as_json())
 
 
 def _finish(
-    p: Plan,
-    opts: RunOptions,
+    the_plan: Plan,
+    report_path: str | None,
     pipe: Pipeline,
+    rejects: RejectsWriter,
     started: float,
     code: int,
-    dry: bool,
     observer: Observer,
+    *,
+    dry_run: bool,
     acknowledged: Totals | None = None,
     log: str | None = None,
-) -> dict[str, Any]:
-    rejects = pipe.rejects.close() if pipe.rejects else None
-    report = report_dict(
-        p.mapping.kind,
-        dry,
-        p.file_names,
-        pipe.counts,
-        totals_json(pipe, acknowledged, dry),
-        log,
-        str(rejects) if rejects else None,
-        time.monotonic() - started,
-        int(code),
+) -> Report:
+    """Close the rejects file, build the Report, write it (--report), tell the observer."""
+    rejects_file = rejects.close()
+    report = Report(
+        kind=the_plan.mapping.kind,
+        dry_run=dry_run,
+        files=the_plan.file_names,
+        counts=pipe.counts,
+        log=log,
+        rejects=str(rejects_file) if rejects_file else None,
+        duration_s=round(time.monotonic() - started, 3),
+        exit_code=int(code),
+        totals=control_totals(pipe, acknowledged, dry_run),
     )
-    if opts.report:
-        write_json_atomic(Path(opts.report), report)
+    if report_path:
+        report.write(Path(report_path))
     observer.finish(report)
     return report
 
 
-def validate(opts: RunOptions, settings: Settings, observer: Observer | None = None) -> dict[str, Any]:
-    """The dry run: read, map, validate and batch everything; send nothing."""
-    obs = observer or NullObserver()
+def _dry_run(opts: RunOptions, settings: Settings, observer: Observer) -> tuple[Report, RejectLimit | None]:
     started = time.monotonic()
-    p = plan(opts, settings)
+    the_plan = plan(opts, settings)
     limit = parse_max_rejects(opts.max_rejects)
-    pipe = Pipeline(p.mapping, p.inputs, RejectsWriter(p.rejects_path, p.inputs.columns, p.file_names), opts.limit)
-    pipe.on_chunk = obs.progress
-    _announce(obs, f"validating {', '.join(p.file_names)}", p)
+    pipe, rejects = _pipeline(the_plan, opts.limit, observer, "validating")
     for _ in batches(pipe, settings):
         pipe.counts.batches_total += 1
-    code = ExitCode.STOPPED if exceeded(limit, pipe.counts) else exit_code(pipe.counts, True)
-    return _finish(p, opts, pipe, started, code, True, obs)
+    stopped = limit is not None and limit.exceeded(pipe.counts)
+    code = ExitCode.STOPPED if stopped else exit_code(pipe.counts, True)
+    return _finish(the_plan, opts.report, pipe, rejects, started, code, observer, dry_run=True), limit
 
 
-def upload(opts: RunOptions, settings: Settings, observer: Observer | None = None) -> dict[str, Any]:
+def validate(opts: RunOptions, settings: Settings, observer: Observer | None = None) -> Report:
+    """The dry run: read, map, validate and batch everything; send nothing.
+
+    Over --max-rejects, the report is written and the observer told, then TooManyRejects is raised."""
+    report, limit = _dry_run(opts, settings, observer or NullObserver())
+    if limit is not None and report.exit_code == ExitCode.STOPPED:
+        raise limit.refusal(report, sent_nothing=False)
+    return report
+
+
+def upload(opts: RunOptions, settings: Settings, observer: Observer | None = None) -> Report:
+    """Send what the progress log does not hold as acknowledged; AuthRefused (exit 3) once the
+    report and the log's summary are written if the server refuses the key."""
     if opts.dry_run:
         return validate(opts, settings, observer)
     obs = observer or NullObserver()
     for warning in settings.check_url():
         obs.note(warning)
     key = settings.api_key()
-    limit = parse_max_rejects(opts.max_rejects)
-    if limit is not None:  # refuse to send anything: a full dry pass first
-        pre = validate(
-            RunOptions(**{**opts.__dict__, "report": None, "max_rejects": opts.max_rejects}), settings, NullObserver()
-        )
-        if pre["exit_code"] == ExitCode.STOPPED:
+    if opts.max_rejects is not None:  # refuse to send anything: a full dry pass first
+        pre, limit = _dry_run(replace(opts, report=None), settings, NullObserver())
+        if limit is not None and pre.exit_code == ExitCode.STOPPED:
             if opts.report:
-                write_json_atomic(Path(opts.report), {**pre, "dry_run": False})
-            raise TooManyRejects(
-                f"{pre['rows_rejected']} of {pre['rows_read']} rows are invalid, more than --max-rejects "
-                f"{opts.max_rejects}; nothing was sent.",
-                f"See the rejects file {pre['rejects']}.",
-            )
+                replace(pre, dry_run=False).write(Path(opts.report))
+            raise limit.refusal(pre, sent_nothing=True)
     started = time.monotonic()
     return asyncio.run(deliver_plan(plan(opts, settings), opts, settings, obs, key, started))
 
 
 async def deliver_plan(
-    p: Plan, opts: RunOptions, settings: Settings, obs: Observer, key: str, started: float, resend_all: bool = False
-) -> dict[str, Any]:
+    the_plan: Plan,
+    opts: RunOptions,
+    settings: Settings,
+    observer: Observer,
+    key: str,
+    started: float,
+    resend_all: bool = False,
+) -> Report:
     """Send what the log does not hold as acknowledged (everything with resend_all)."""
     from t360cli.deliver import latest_entries
     from t360cli.progress_log import RunLog
 
-    with RunLog.open(p.log_path, p.header, restart=opts.restart, match_keys=MATCH_KEYS) as log:
+    with RunLog.open(the_plan.log_path, the_plan.header, restart=opts.restart, match_keys=MATCH_KEYS) as log:
         prior = {} if resend_all else latest_entries(log.entries)
-        pipe = Pipeline(p.mapping, p.inputs, RejectsWriter(p.rejects_path, p.inputs.columns, p.file_names), opts.limit)
-        pipe.on_chunk = obs.progress
-        _announce(obs, f"uploading {', '.join(p.file_names)}", p)
+        pipe, rejects = _pipeline(the_plan, opts.limit, observer, "uploading")
         unacked = Totals(pipe.totals.fields)
-        code, auth = await _deliver(p, pipe, settings, key, log, prior, unacked, obs)
+        outcome = await _deliver(the_plan, pipe, Refusals(pipe, rejects), settings, key, log, prior, unacked, observer)
         # interrupted or stopped: records still being batched are in neither bucket, so say
         # nothing rather than guess
-        ack = None if code in (ExitCode.INTERRUPTED, ExitCode.STOPPED) else _acknowledged(pipe, unacked)
-        report = _finish(p, opts, pipe, started, code, False, obs, ack, str(p.log_path))
-        log.append({"index": -1, "summary": report})
-    if auth is not None:
-        raise auth
+        stopped = outcome.code in (ExitCode.INTERRUPTED, ExitCode.STOPPED)
+        acknowledged = None if stopped else _acknowledged(pipe, unacked)
+        report = _finish(
+            the_plan,
+            opts.report,
+            pipe,
+            rejects,
+            started,
+            outcome.code,
+            observer,
+            dry_run=False,
+            acknowledged=acknowledged,
+            log=str(the_plan.log_path),
+        )
+        log.append({"index": -1, "summary": report.to_json()})
+    if outcome.refusal is not None:
+        raise AuthRefused(outcome.refusal.message, outcome.refusal.hint)
     return report
 
 
-async def _deliver(
-    p: Plan,
-    pipe: Pipeline,
-    settings: Settings,
-    key: str,
-    log: RunLog,
-    prior: dict[int, dict[str, Any]],
-    unacked: Totals,
-    obs: Observer,
-) -> tuple[int, Any]:
-    from t360cli.client import RetryPolicy, Sender
-    from t360cli.deliver import Delivery, Producer
+@dataclass(frozen=True)
+class Delivered:
+    code: ExitCode
+    refusal: AuthRefusal | None = None  # the server refused the key: raised once the report is written
 
-    retry = RetryPolicy(settings.max_attempts, settings.backoff_initial_s, settings.backoff_max_s)
-    async with Sender(
+
+def _sender(the_plan: Plan, settings: Settings, key: str, observer: Observer) -> Sender:
+    from t360cli.client import RetryPolicy, Sender
+
+    return Sender(
         base_url=settings.base_url or "",
-        endpoint=contract.ENDPOINTS[p.mapping.kind],
+        endpoint=contract.ENDPOINTS[the_plan.mapping.kind],
         api_key=key,
         timeout_s=settings.timeout_s,
-        retry=retry,
+        retry=RetryPolicy(settings.max_attempts, settings.backoff_initial_s, settings.backoff_max_s),
         rate_limit=settings.rate_limit,
         max_connections=settings.concurrency,
         api_key_hint=settings.key_hint(),
-        on_retry=obs.retry,
-    ) as sender:
-        refusals = Refusals(pipe)
+        on_retry=observer.retry,
+    )
+
+
+@contextmanager
+def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
+    """Ctrl-C and SIGTERM stop sending; in-flight requests finish and the log is flushed."""
+    loop = asyncio.get_running_loop()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop)
+    try:
+        yield
+    finally:
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+
+
+async def _deliver(
+    the_plan: Plan,
+    pipe: Pipeline,
+    refusals: Refusals,
+    settings: Settings,
+    key: str,
+    log: RunLog,
+    prior: dict[int, LogEntry],
+    unacked: Totals,
+    observer: Observer,
+) -> Delivered:
+    from t360cli.deliver import Delivery, Producer
+
+    async with _sender(the_plan, settings, key, observer) as sender:
         delivery = Delivery(
-            sender, log, pipe.counts, settings.concurrency, on_refused=refusals, on_batch=obs.progress, unacked=unacked
+            sender, log, pipe.counts, settings.concurrency, refusals, on_batch=observer.progress, unacked=unacked
         )
         producer = Producer(batches(pipe, settings), depth=2 * settings.concurrency)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, delivery.stop)
-        try:
-            await delivery.run(producer, prior)
-        except T360Error as exc:
-            if exc.exit_code != ExitCode.STOPPED:
-                raise
-            return ExitCode.STOPPED, exc
-        finally:
-            producer.stop()
-            producer.thread.join()
-            refusals.fold()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
+        with _stop_on_signals(delivery.stop):
+            try:
+                await delivery.run(producer, prior)
+            finally:
+                producer.stop()
+                producer.thread.join()
+                refusals.fold()
+    if delivery.refusal is not None:
+        return Delivered(ExitCode.STOPPED, delivery.refusal)
     if delivery.stopping:
-        return ExitCode.INTERRUPTED, None
-    return exit_code(pipe.counts, False), None
+        return Delivered(ExitCode.INTERRUPTED)
+    return Delivered(exit_code(pipe.counts, False))
 
 
 @dataclass
@@ -311,43 +319,39 @@ class Refusals:
     """Records the server refused; folded into the counts once the producer is done."""
 
     pipe: Pipeline
+    rejects: RejectsWriter
     rows: set[tuple[int, int]] = field(default_factory=set)
     records: int = 0
     totals: Totals | None = None
 
     def __call__(self, batch: Batch, record: int, status: int, message: str) -> None:
-        rec = orjson.loads(batch.part(record, record + 1))[0]
+        refused = orjson.loads(batch.part(record, record + 1))[0]
         if self.totals is None:
             self.totals = Totals(self.pipe.totals.fields)
-        self.totals.add_record(rec)
+        self.totals.add_record(refused)
         self.records += 1
         reason = f"server refused (HTTP {status}): {message}"
         if batch.origins:
             chunk, pos = batch.origin_of(record)
             key = (chunk.source.index, int(batch.lines[record]))
-            if key not in self.rows and self.pipe.rejects is not None:
-                self.pipe.rejects.write(chunk.source.name, key[1], reason, chunk.table.slice(pos, 1).to_pylist()[0])
+            if key not in self.rows:
+                self.rejects.write(chunk.source.name, key[1], reason, chunk.table.slice(pos, 1).to_pylist()[0])
         else:  # an aggregated record: no single source row
             key = (-1, -len(self.rows) - 1)
-            if self.pipe.rejects is not None:
-                self.pipe.rejects.write("(aggregate)", 0, reason, {})
+            self.rejects.write("(aggregate)", 0, reason, {})
         self.rows.add(key)
 
     def fold(self) -> None:
         """A refused row moves from valid to rejected (SPEC 9)."""
-        c = self.pipe.counts
-        c.rows_valid -= len(self.rows)
-        c.rows_rejected += len(self.rows)
-        c.records_valid -= self.records
+        counts = self.pipe.counts
+        counts.rows_valid -= len(self.rows)
+        counts.rows_rejected += len(self.rows)
+        counts.records_valid -= self.records
         if self.totals is not None:
-            _subtract(self.pipe.totals, self.totals)
-
-
-def _subtract(into: Totals, other: Totals) -> None:
-    into.merge(other, -1)
+            self.pipe.totals.merge(self.totals, -1)
 
 
 def _acknowledged(pipe: Pipeline, unacked: Totals) -> Totals:
-    ack = pipe.totals.copy()
-    _subtract(ack, unacked)
-    return ack
+    acknowledged = pipe.totals.copy()
+    acknowledged.merge(unacked, -1)
+    return acknowledged

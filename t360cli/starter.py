@@ -12,8 +12,9 @@ import codecs
 import gzip
 import json
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pyarrow.compute as pc
@@ -67,11 +68,14 @@ def match_columns(kind: str, header: list[str]) -> dict[str, str]:
     return out
 
 
-def _share(mask: Any) -> float:
+Guess = dict[str, str]  # type, and maybe format, decimal, note
+
+
+def _share(mask: Sequence[bool] | pd.Series[bool]) -> float:
     return float(pd.Series(mask).mean()) if len(mask) else 0.0
 
 
-def guess(values: list[str], fit: float = 0.8) -> dict[str, Any]:
+def guess(values: list[str], fit: float = 0.8) -> Guess:
     """{type, format?, decimal?, note?} for a sample of non-empty cells.
 
     A type is chosen when at least `fit` of the sample reads as it: real exports have
@@ -94,7 +98,7 @@ def guess(values: list[str], fit: float = 0.8) -> dict[str, Any]:
         return {"type": "datetime"}
     fits = [f for f in DATE_FORMATS if _share(pd.to_datetime(series, format=f, errors="coerce").notna()) >= fit]
     if fits:
-        out: dict[str, Any] = {"type": "datetime", "format": fits[0]}
+        out: Guess = {"type": "datetime", "format": fits[0]}
         other = fits[0].replace("%d", "#").replace("%m", "%d").replace("#", "%m")
         if other != fits[0] and other in fits:
             out["note"] = f"AMBIGUOUS: these dates read as {fits[0]} and as {other}; keep the one your export uses"
@@ -104,10 +108,10 @@ def guess(values: list[str], fit: float = 0.8) -> dict[str, Any]:
     return {"type": "string"}
 
 
-def _spec(column: str, g: dict[str, Any], target: str) -> str:
+def _spec(column: str, guessed: Guess, target: str) -> str:
     parts = [f"column: {json.dumps(column)}"]
     forced = contract.DEFAULT_TYPES.get("activities", {}) | contract.DEFAULT_TYPES.get("customers", {})
-    kind_type = g["type"]
+    kind_type = guessed["type"]
     if target in forced and kind_type not in ("datetime", "date", "decimal", "integer"):
         kind_type = forced[target]
     if target in ("customerId", "customerid", "eventid", "tracking_data", "firstName", "lastName"):
@@ -116,14 +120,14 @@ def _spec(column: str, g: dict[str, Any], target: str) -> str:
         kind_type = "country"
     if kind_type != "string":
         parts.append(f"type: {kind_type}")
-    if g.get("format") and kind_type in ("datetime", "date"):
-        parts.append(f"format: {json.dumps(g['format'])}")
+    if guessed.get("format") and kind_type in ("datetime", "date"):
+        parts.append(f"format: {json.dumps(guessed['format'])}")
     return "{" + ", ".join(parts) + "}"
 
 
 def _utf8(path: Path) -> bool:
     """Whether the first MiB of a text export decodes as UTF-8."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    opener = gzip.open if readers.is_gzipped(path) else open
     with opener(path, "rb") as f:
         head = f.read(SNIFF_BYTES)
     try:
@@ -154,7 +158,7 @@ def _best_sheet(path: Path, kind: str) -> str | None:
 
 def source_options(path: Path, kind: str) -> tuple[readers.SourceOptions, dict[str, str]]:
     """How to read the sample, and the `source:` keys the mapping needs for it."""
-    name = path.name.lower().removesuffix(".gz")
+    name = readers.format_name(path)
     if name.endswith((".csv", ".tsv")) and not _utf8(path):
         return readers.SourceOptions(encoding="cp1252"), {"encoding": "cp1252"}
     if name.endswith(".xlsx"):
@@ -165,7 +169,7 @@ def source_options(path: Path, kind: str) -> tuple[readers.SourceOptions, dict[s
 
 
 def _complete(
-    kind: str, header: list[str], matched: dict[str, str], guesses: dict[str, dict[str, Any]]
+    kind: str, header: list[str], matched: dict[str, str], guesses: dict[str, Guess]
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Fill the id and time fields the names did not give; (matched, notes per target)."""
     notes: dict[str, str] = {}
@@ -208,7 +212,7 @@ def _render(
     header: list[str],
     matched: dict[str, str],
     notes: dict[str, str],
-    guesses: dict[str, dict[str, Any]],
+    guesses: dict[str, Guess],
     samples: dict[str, list[str]],
     source: dict[str, str],
 ) -> str:
@@ -227,16 +231,16 @@ def _render(
             "(Deposit, Withdrawal, Lots, Volume, Rebate, DailyStats...)"
         )
     for target, column in matched.items():
-        g = guesses[column]
-        note = g.get("note") or notes.get(target) or f"from {json.dumps(column)}"
-        lines.append(f"  {target}: {_spec(column, g, target)}   # {note}")
+        guessed = guesses[column]
+        note = guessed.get("note") or notes.get(target) or f"from {json.dumps(column)}"
+        lines.append(f"  {target}: {_spec(column, guessed, target)}   # {note}")
     unmapped = [c for c in header if c not in matched.values()]
     if unmapped:
         lines.append("# Columns left unmapped: uncomment to send them as additional fields.")
         for c in unmapped:
-            g = guesses[c]
+            guessed = guesses[c]
             example = f"  e.g. {json.dumps(samples[c][0])}" if samples.get(c) else ""
-            lines.append(f"#  {fold(c) or 'field'}: {_spec(c, g, '')}{example}")
+            lines.append(f"#  {fold(c) or 'field'}: {_spec(c, guessed, '')}{example}")
     return "\n".join(lines) + "\n"
 
 
@@ -247,7 +251,16 @@ _SOURCE_NOTE = {
 }
 
 
-def init_command(file: str, kind: str, output: str | None, force: bool, term: Any) -> int:
+@dataclass(frozen=True)
+class StarterMapping:
+    """`mapping init`'s result: the text, where it was written (None: for stdout), what was left out."""
+
+    text: str
+    written_to: str | None
+    unmapped: list[str]
+
+
+def init_command(file: str, kind: str, output: str | None, force: bool) -> StarterMapping:
     if kind not in contract.KINDS:
         raise UsageError(f"--kind must be customers or activities, not '{kind}'.")
     if output and Path(output).exists() and not force:
@@ -255,9 +268,4 @@ def init_command(file: str, kind: str, output: str | None, force: bool, term: An
     text, unmapped = starter_mapping(Path(file), kind)
     if output:
         Path(output).write_text(text, encoding="utf-8")
-        term.note(f"wrote {output}")
-    else:
-        term.print_json(text)
-    if unmapped:
-        term.note(f"left unmapped: {', '.join(unmapped)}")
-    return 0
+    return StarterMapping(text, output or None, unmapped)

@@ -1,12 +1,15 @@
 """Everything the user sees: a progress bar and a summary table on a terminal, plain
-lines off a terminal (cron). Implements run.Observer."""
+lines off a terminal (cron). `Terminal` implements run.Observer; it also renders the
+results of `status`, `mapping init` and `demo`."""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import IO, TYPE_CHECKING, Any
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
+import orjson
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -14,25 +17,14 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:  # pyarrow only once a command runs: cli.main() picks its allocator first
+    from t360cli.demo import DemoResult, DemoUpload
+    from t360cli.replay import RunStatus
+    from t360cli.report import Report
+    from t360cli.run import RowEstimate
+    from t360cli.starter import StarterMapping
     from t360cli.tally import Counts
 
 PLAIN_EVERY_S = 10.0
-
-SUMMARY_ROWS = [
-    ("rows_read", "rows read"),
-    ("rows_valid", "valid"),
-    ("rows_rejected", "rejected"),
-    ("rows_filtered", "filtered (where)"),
-    ("rows_duplicate", "duplicates skipped"),
-    ("records_valid", "records valid"),
-    ("records_sent", "records sent"),
-    ("batches_total", "batches"),
-    ("batches_sent", "batches acknowledged"),
-    ("batches_failed", "batches failed"),
-    ("batches_skipped", "batches already sent (resumed)"),
-    ("retries", "retries"),
-    ("unattributed_customers", "customers without tracking_data"),
-]
 
 
 class Terminal:
@@ -62,9 +54,9 @@ class Terminal:
         self.dry_run = True
 
     # -- Observer ---------------------------------------------------------------
-    def start(self, title: str, total_bytes: int) -> None:
+    def start(self, title: str, dry_run: bool = False, estimate_rows: RowEstimate | None = None) -> None:
         self.started = self.last_plain = time.monotonic()
-        self.dry_run = title.startswith("validating")
+        self.dry_run = dry_run
         if self.quiet:
             return
         if not self.is_tty:
@@ -79,15 +71,11 @@ class Terminal:
             console=self.out,
             transient=True,
         )
-        self.task = self.bar.add_task(escape(title[:40]), total=None, stats="")
+        rows = estimate_rows() if estimate_rows is not None else None  # for the ETA: counted only here
+        self.task = self.bar.add_task(escape(title[:40]), total=rows or None, stats="")
         self.bar.start()
 
-    def expect_rows(self, rows: int | None) -> None:
-        """An estimate of the rows to read, for the bar's ETA (terminal only)."""
-        if self.bar is not None and self.task is not None and rows:
-            self.bar.update(self.task, total=rows)
-
-    def progress(self, counts: Counts, bytes_done: int | None = None) -> None:
+    def progress(self, counts: Counts) -> None:
         elapsed = max(time.monotonic() - self.started, 1e-6)
         stats = f"rows {counts.rows_read:,}  rejected {counts.rows_rejected:,}"
         if not self.dry_run:
@@ -111,7 +99,7 @@ class Terminal:
     def note(self, text: str) -> None:
         self.err.print(text, markup=False)
 
-    def finish(self, report: dict[str, Any]) -> None:
+    def finish(self, report: Report) -> None:
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
@@ -127,46 +115,135 @@ class Terminal:
     def error(self, message: str) -> None:
         self.err.print(f"error: {message}", markup=False)
 
-    def print(self, text: str = "", markup: bool = False) -> None:
-        self.out.print(text, markup=markup)
+    def print(self, text: str = "") -> None:
+        self.out.print(text, markup=False)
 
     def print_json(self, text: str) -> None:
         self.out_stream.write(text if text.endswith("\n") else text + "\n")
 
+    # -- results ------------------------------------------------------------------
+    def show_status(self, status: RunStatus, as_json: bool) -> None:
+        if as_json:
+            self.print_json(orjson.dumps(status.to_json(), option=orjson.OPT_INDENT_2).decode())
+            return
+        for line in status_lines(status):
+            self.print(line)
 
-def _visible(report: dict[str, Any]) -> list[tuple[str, Any]]:
-    rows = []
-    for key, label in SUMMARY_ROWS:
-        value = report.get(key)
-        if value is None or (
-            report.get("dry_run")
-            and key in ("records_sent", "batches_sent", "batches_failed", "batches_skipped", "retries")
-        ):
-            continue
-        rows.append((label, f"{value:,}"))
-    if report.get("http_status_counts"):
-        rows.append(("HTTP statuses", ", ".join(f"{k}: {v}" for k, v in sorted(report["http_status_counts"].items()))))
-    for key in ("rejects", "log"):
-        if report.get(key):
-            rows.append((key, report[key]))
-    rows.append(("time", f"{report.get('duration_s', 0):.2f} s"))
+    def show_starter(self, starter: StarterMapping) -> None:
+        if starter.written_to:
+            self.note(f"wrote {starter.written_to}")
+        else:
+            self.print_json(starter.text)
+        if starter.unmapped:
+            self.note(f"left unmapped: {', '.join(starter.unmapped)}")
+
+
+def _count_rows(report: Report) -> list[tuple[str, int | None]]:
+    """(label, count) in summary order; a dry run leaves out what only delivery counts."""
+    counts = report.counts
+    rows = [  # (label, count, counted by delivery only)
+        ("rows read", counts.rows_read, False),
+        ("valid", counts.rows_valid, False),
+        ("rejected", counts.rows_rejected, False),
+        ("filtered (where)", counts.rows_filtered, False),
+        ("duplicates skipped", counts.rows_duplicate, False),
+        ("records valid", counts.records_valid, False),
+        ("records sent", counts.records_sent, True),
+        ("batches", counts.batches_total, False),
+        ("batches acknowledged", counts.batches_sent, True),
+        ("batches failed", counts.batches_failed, True),
+        ("batches already sent (resumed)", counts.batches_skipped, True),
+        ("retries", counts.retries, True),
+        ("customers without tracking_data", counts.unattributed_customers, False),
+    ]
+    return [(label, value) for label, value, delivery_only in rows if not (delivery_only and report.dry_run)]
+
+
+def _visible(report: Report) -> list[tuple[str, str]]:
+    rows = [(label, f"{value:,}") for label, value in _count_rows(report) if value is not None]
+    statuses = report.counts.http_status_counts
+    if statuses:
+        rows.append(("HTTP statuses", ", ".join(f"{label}: {seen}" for label, seen in sorted(statuses.items()))))
+    for label, path in (("rejects", report.rejects), ("log", report.log)):
+        if path:
+            rows.append((label, path))
+    rows.append(("time", f"{report.duration_s:.2f} s"))
     return rows
 
 
-def _what(report: dict[str, Any]) -> str:
-    return "dry run" if report.get("dry_run") else "upload"
+def _what(report: Report) -> str:
+    return "dry run" if report.dry_run else "upload"
 
 
-def summary_table(report: dict[str, Any]) -> Table:
-    title = f"t360 {_what(report)}: {report.get('kind')} (exit {report.get('exit_code')})"
+def summary_table(report: Report) -> Table:
+    title = f"t360 {_what(report)}: {report.kind} (exit {report.exit_code})"
     table = Table(title=title, show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
     for label, value in _visible(report):
-        table.add_row(label, Text(str(value)))  # file names are not markup
+        table.add_row(label, Text(value))  # file names are not markup
     return table
 
 
-def summary_lines(report: dict[str, Any]) -> list[str]:
-    head = f"t360: {_what(report)} of {report.get('kind')} finished, exit {report.get('exit_code')}"
+def summary_lines(report: Report) -> list[str]:
+    head = f"t360: {_what(report)} of {report.kind} finished, exit {report.exit_code}"
     return [head] + [f"t360: {label}: {value}" for label, value in _visible(report)]
+
+
+def status_lines(status: RunStatus) -> list[str]:
+    """`t360 status` in plain text."""
+    files = ", ".join(f"{entry.path} ({entry.size:,} bytes)" for entry in status.files)
+    lines = [
+        f"log: {status.log_path}",
+        f"kind: {status.kind}  started: {status.started_at}  host: {status.host or '-'}",
+        f"files: {files}",
+        f"batches: {status.batches_acknowledged:,} acknowledged, {status.batches_failed:,} failed "
+        f"({status.records_pending:,} records pending)",
+    ]
+    last = status.last_summary
+    if last is not None:
+        lines.append(
+            f"last run: exit {last.get('exit_code')}, rows read {last.get('rows_read'):,}, "
+            f"rejected {last.get('rows_rejected'):,}, records sent {last.get('records_sent'):,}"
+        )
+    else:
+        lines.append("last run: did not finish (interrupted or killed); run the same upload again to resume.")
+    if status.batches_failed:
+        lines.append(f"to re-send the failed batches: t360 replay {status.log_path} --failed")
+    return lines
+
+
+class DemoView:
+    """`t360 demo` on the terminal: implements demo.DemoObserver, then shows the result."""
+
+    def __init__(self, term: Terminal) -> None:
+        self.term = term
+
+    def sandbox_started(self, url: str, state_dir: Path) -> None:
+        self.term.print(f"t360 demo: sandbox listening on {url}; state in {state_dir}/")
+
+    def uploaded(self, upload: DemoUpload) -> None:
+        counts, report = upload.report.counts, upload.report
+        line = (
+            f"  {upload.data} -m {upload.mapping}: read {counts.rows_read}, valid {counts.rows_valid}, "
+            f"rejected {counts.rows_rejected}, filtered {counts.rows_filtered}, duplicate {counts.rows_duplicate}"
+            f" -> sent {counts.records_sent} records"
+        )
+        self.term.print(line + (f"\n      rejects: {report.rejects}" if report.rejects else ""))
+
+    def finish(self, result: DemoResult) -> int:
+        """What the sandbox received, then whether every sample went through; the exit code."""
+        received = result.received
+        self.term.print(f"\n== what the sandbox received: {orjson.dumps(received.stats).decode()}")
+        by_event = ", ".join(f"{name} {seen}" for name, seen in received.by_event.items())
+        self.term.print("activities by eventname: " + by_event)
+        for record in received.examples:
+            self.term.print("  " + orjson.dumps(record).decode())
+        if result.unclean:
+            self.term.error(f"demo: {', '.join(result.unclean)} did not upload cleanly.")
+            return 1
+        self.term.print(
+            "\nEvery row is accounted for: sent, rejected (reasons in each rejects file above), "
+            "filtered by where:, or a duplicate."
+        )
+        return 0

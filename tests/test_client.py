@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from t360cli.client import RetryPolicy, Sender, SendResult, parse_retry_after
-from t360cli.errors import AuthRefused, UsageError
+from t360cli.errors import UsageError
 
 KEY = "sekret-key-9f8e7d"
 BASE = "https://api.example.test"
@@ -223,16 +223,16 @@ def test_header_and_body_exactness():
     assert req.headers["user-agent"].startswith("t360/")
 
 
-def test_401_raises_auth_refused_without_the_key():
+def test_401_is_an_auth_refusal_without_the_key():
+    """A refused key is a value on the result (run.py raises AuthRefused once the report is written)."""
     handler, seen = scripted(401)
     sender = make(handler, api_key_hint="$MY_KEY")
-    with pytest.raises(AuthRefused) as info:
-        send_once(sender, 5, part_of(recs(5)))
-    text = str(info.value)
+    res = send_once(sender, 5, part_of(recs(5)))
+    text = str(res.auth_refused)
     assert text.startswith("the server refused the API key (HTTP 401).")
     assert "$MY_KEY" in text and KEY not in text
-    assert info.value.result.failed == [(0, 5)]
-    assert len(seen) == 1 and sender.auth_error is info.value
+    assert res.failed == [(0, 5)]
+    assert len(seen) == 1 and sender.halted == res.error
 
 
 def test_401_stops_concurrent_sends():
@@ -261,9 +261,10 @@ def test_401_stops_concurrent_sends():
 
     results, later = asyncio.run(go())
     assert count == 4
-    assert sum(isinstance(r, AuthRefused) for r in results) == 1
+    assert all(isinstance(r, SendResult) for r in results)
+    assert sum(r.auth_refused is not None for r in results) == 1
     for r in results:
-        if isinstance(r, SendResult):
+        if r.auth_refused is None:
             assert r.failed == [(0, 10)] and r.requests == 1
             assert r.error == "not sent: the server refused the API key (HTTP 401)"
     assert later.requests == 0 and later.failed == [(0, 3)]
@@ -377,9 +378,8 @@ def test_key_never_in_error_texts_or_repr():
         texts += [res.error or "", repr(res), repr(sender), str(vars(res))]
     for status in (401, 403):
         h, _ = scripted(status)
-        with pytest.raises(AuthRefused) as info:
-            send_once(make(h), 1, part_of(recs(1)))
-        texts += [str(info.value), repr(info.value), info.value.result.error]
+        res = send_once(make(h), 1, part_of(recs(1)))
+        texts += [str(res.auth_refused), repr(res.auth_refused), res.error or ""]
     assert "HTTP 404: unknown key ***" in texts
     assert any("record refused for ***" in t for t in texts)
     assert all(KEY not in t for t in texts)

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import io
 import re
+from dataclasses import fields
 from typing import Any
 
 import pytest
 
+from t360cli.report import Report
 from t360cli.tally import Counts
 from t360cli.ui import PLAIN_EVERY_S, Terminal
+
+COUNT_FIELDS = {f.name for f in fields(Counts)}
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-def report(**kw: Any) -> dict[str, Any]:
+def report(**kw: Any) -> Report:
     base = {
         "kind": "activities",
         "dry_run": False,
@@ -39,7 +43,9 @@ def report(**kw: Any) -> dict[str, Any]:
         "exit_code": 1,
         "totals": None,
     }
-    return {**base, **kw}
+    values = {**base, **kw}
+    counted = {name: values.pop(name) for name in list(values) if name in COUNT_FIELDS}
+    return Report(counts=Counts(**counted), **values)
 
 
 def make(is_tty: bool, **kw: Any) -> tuple[Terminal, io.StringIO, io.StringIO]:
@@ -49,7 +55,7 @@ def make(is_tty: bool, **kw: Any) -> tuple[Terminal, io.StringIO, io.StringIO]:
 
 def test_plain_lines_off_a_terminal() -> None:
     term, out, err = make(False)
-    term.start("uploading a.csv", 100)
+    term.start("uploading a.csv")
     term.progress(Counts(rows_read=10))  # less than 10 s since start: no line
     term.finish(report())
     lines = out.getvalue().splitlines()
@@ -77,7 +83,7 @@ def test_plain_lines_off_a_terminal() -> None:
 
 def test_plain_progress_line_every_ten_seconds() -> None:
     term, out, _ = make(False)
-    term.start("uploading a.csv", 100)
+    term.start("uploading a.csv")
     term.progress(Counts(rows_read=5, rows_rejected=1, records_sent=3))
     assert out.getvalue().count("\n") == 1
     term.last_plain -= PLAIN_EVERY_S + 0.1  # as if 10 s had passed
@@ -88,7 +94,7 @@ def test_plain_progress_line_every_ten_seconds() -> None:
 
 def test_dry_run_summary_leaves_out_delivery_counts() -> None:
     term, out, _ = make(False)
-    term.start("validating a.csv", 10)
+    term.start("validating a.csv", dry_run=True)
     term.finish(report(dry_run=True, exit_code=0, log=None, unattributed_customers=3, kind="customers"))
     text = out.getvalue()
     assert "t360: dry run of customers finished, exit 0" in text
@@ -100,7 +106,7 @@ def test_dry_run_summary_leaves_out_delivery_counts() -> None:
 def test_table_on_a_terminal_holds_the_counts() -> None:
     term, out, _ = make(True)
     assert term.out.is_terminal and term.out.width == 100
-    term.start("uploading a.csv", 100)
+    term.start("uploading a.csv")
     term.progress(Counts(rows_read=10))
     term.finish(report())
     text = ANSI.sub("", out.getvalue())
@@ -121,7 +127,7 @@ def test_table_on_a_terminal_holds_the_counts() -> None:
 def test_file_names_are_not_markup() -> None:
     for tty in (False, True):
         term, out, err = make(tty)
-        term.start("validating [bold]x[/bold].csv", 1)
+        term.start("validating [bold]x[/bold].csv", dry_run=True)
         term.note("setting state_dir = '/tmp/[/x]' (command line)")
         term.finish(report(rejects="out/[red]r[/red].csv"))
         assert "[red]r[/red].csv" in ANSI.sub("", out.getvalue())
@@ -133,7 +139,7 @@ def test_file_names_are_not_markup() -> None:
 def test_quiet_prints_nothing() -> None:
     for tty in (False, True):
         term, out, err = make(tty, quiet=True)
-        term.start("uploading a.csv", 100)
+        term.start("uploading a.csv")
         term.progress(Counts(rows_read=10))
         term.last_plain -= PLAIN_EVERY_S + 1
         term.progress(Counts(rows_read=20))

@@ -31,8 +31,10 @@ from conftest import (
 
 from t360cli.errors import AuthRefused, UsageError
 from t360cli.progress_log import LogLock, read_log
+from t360cli.report import Report
 from t360cli.run import RunOptions, upload
 from t360cli.sandbox import Faults
+from t360cli.tally import Counts
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 KEY_ENV = {"T360_API_KEY": API_KEY}
@@ -49,7 +51,7 @@ def run(
     **settings: Any,
 ) -> dict[str, Any]:
     opts = RunOptions(files=[str(csv_path)], mapping=str(mapping_path), report=str(tmp / report) if report else None)
-    return upload(opts, settings_for(sb, key_file, **settings))
+    return upload(opts, settings_for(sb, key_file, **settings)).to_json()
 
 
 def requests_seen(report: dict[str, Any]) -> int:
@@ -314,6 +316,40 @@ def test_a_poison_record_is_refused_and_the_rest_of_its_batch_delivered(tmp_path
         [[7, 400, "record 1: refused value '666.66' in Value"]]
     ]
     assert_no_key(tmp_path)
+
+
+class Recorder:
+    """An Observer that keeps a list (STYLE, "The house": tests implement it with a list)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, object]] = []
+
+    def start(self, title: str, dry_run: bool = False, estimate_rows: Any = None) -> None:
+        self.events.append(("start", (title, dry_run)))
+
+    def progress(self, counts: Counts) -> None:
+        self.events.append(("progress", counts.rows_read))
+
+    def retry(self, label: str) -> None:
+        self.events.append(("retry", label))
+
+    def note(self, text: str) -> None:
+        self.events.append(("note", text))
+
+    def finish(self, report: Report) -> None:
+        self.events.append(("finish", report))
+
+
+def test_the_observer_is_told_and_the_report_is_returned(tmp_path, sandbox, key_file) -> None:
+    src = deposits_csv(tmp_path / "d.csv", deposit_rows(30))
+    opts = RunOptions(files=[str(src)], mapping=str(mapping(tmp_path, DEPOSITS_MAPPING)))
+    seen = Recorder()
+    report = upload(opts, settings_for(sandbox, key_file), seen)
+    assert isinstance(report, Report) and report.exit_code == 0 and not report.dry_run
+    assert seen.events[0] == ("start", (f"uploading {src}", False))
+    assert ("progress", 30) in seen.events
+    assert seen.events[-1] == ("finish", report)
+    assert report.to_json()["records_sent"] == report.counts.records_sent == 30
 
 
 # --- the key -----------------------------------------------------------------------------

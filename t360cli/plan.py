@@ -1,0 +1,102 @@
+"""Inputs + mapping + settings -> a Plan: everything fixed before the first row is read.
+
+Shared by upload (`plan`) and replay (`plan_from_log`): the progress-log header, the log's
+path and the rejects file beside it are computed here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from t360cli import __version__, readers
+from t360cli.config import Settings, host_of
+from t360cli.mapping import Mapping, load_mapping
+from t360cli.pipeline import Inputs, open_inputs
+
+# the header keys a resumed log must share with the run that wrote it
+MATCH_KEYS = ("kind", "files", "mapping_sha256", "batch_size", "max_batch_bytes", "host")
+LogHeader = dict[str, Any]  # the progress log's first line (JSON), as written by `header()`
+
+
+@dataclass
+class RunOptions:
+    """What the user asked for on the command line, beyond Settings."""
+
+    files: list[str]
+    mapping: str
+    dry_run: bool = False
+    limit: int | None = None
+    max_rejects: str | None = None
+    log: str | None = None
+    restart: bool = False
+    rejects: str | None = None
+    report: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything fixed before the first row is read."""
+
+    mapping: Mapping
+    inputs: Inputs
+    header: LogHeader
+    log_path: Path
+    rejects_path: Path
+
+    @property
+    def file_names(self) -> list[str]:
+        return [str(path) for path in self.inputs.paths]
+
+
+def rejects_beside(log_path: Path) -> Path:
+    """`runs/name-fingerprint.jsonl` -> `runs/name-fingerprint.rejects.csv`."""
+    stem = log_path.with_suffix("")
+    return stem.with_name(stem.name + ".rejects.csv")
+
+
+def header(mapping: Mapping, mapping_path: Path, inputs: Inputs, settings: Settings, limit: int | None) -> LogHeader:
+    """The progress log's header: version, kind, inputs with their hashes, batching, host."""
+    files = [
+        {"path": str(path.resolve()), "size": path.stat().st_size, "sha256": readers.file_sha256(path)}
+        for path in inputs.paths
+    ]
+    host = host_of(settings.base_url)
+    base = urlsplit(settings.base_url or "")
+    return {
+        "t360": __version__,
+        "kind": mapping.kind,
+        "files": files,
+        "mapping": str(mapping_path.resolve()),
+        "mapping_sha256": mapping.sha256,
+        "batch_size": settings.batch_size,
+        "max_batch_bytes": settings.max_batch_bytes,
+        "host": host,
+        "base_url": f"{base.scheme}://{host}{base.path}" if host else None,
+        "limit": limit,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def plan(opts: RunOptions, settings: Settings) -> Plan:
+    """An upload's (or validate's) plan: the log is named after the first input and a fingerprint."""
+    mapping = load_mapping(Path(opts.mapping))
+    inputs = open_inputs(mapping, opts.files)
+    head = header(mapping, Path(opts.mapping), inputs, settings, opts.limit)
+    fingerprint = hashlib.sha256(orjson.dumps([head[key] for key in MATCH_KEYS] + [opts.limit])).hexdigest()[:12]
+    name = inputs.paths[0].name.split(".")[0] if inputs.paths else "run"
+    log_path = Path(opts.log) if opts.log else Path(settings.state_dir) / "runs" / f"{name}-{fingerprint}.jsonl"
+    rejects = Path(opts.rejects) if opts.rejects else rejects_beside(log_path)
+    return Plan(mapping, inputs, head, log_path, rejects)
+
+
+def plan_from_log(log_path: Path, head: LogHeader, mapping: Mapping) -> Plan:
+    """A replay's plan: the inputs, mapping and header the log recorded."""
+    inputs = open_inputs(mapping, [entry["path"] for entry in head["files"]])
+    return Plan(mapping, inputs, head, log_path, rejects_beside(log_path))
