@@ -231,6 +231,19 @@ def sandbox(
     max_body_bytes: Annotated[int | None, typer.Option(min=1, help="Answer 413 above this body size.")] = None,
     poison: Annotated[str | None, typer.Option(help="Answer 400 to a batch holding a record with this value.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for the fault dice.")] = None,
+    fail_endpoint: Annotated[
+        str | None,
+        typer.Option(metavar="KIND", help="customers or activities: every POST to it is answered 503 (an outage)."),
+    ] = None,
+    answer_status: Annotated[
+        int | None,
+        typer.Option(
+            min=400,
+            max=599,
+            metavar="STATUS",
+            help="Answer every POST to both endpoints with this status (404, 500...).",
+        ),
+    ] = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Run a local Track360 receiver (SQLite) with optional faults, for rehearsals."""
@@ -248,6 +261,8 @@ def sandbox(
                 max_body_bytes=max_body_bytes,
                 poison=poison,
                 seed=seed,
+                fail_endpoint=fail_endpoint,
+                answer_status=answer_status,
             )
         except ValueError as exc:
             raise UsageError(f"sandbox: {exc}.") from None
