@@ -7,7 +7,7 @@ counted, deduplicated, rejected) one by one in file order.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from t360cli import contract, encode, events, readers, validate
+from t360cli import contract, encode, events, readers, transform, validate
 from t360cli.aggregate import Aggregator, Groups
 from t360cli.batching import Origin, Piece
 from t360cli.dedupe import Dedupe, RecordKeys, Unattributed, classify, hash_strings
@@ -58,6 +59,7 @@ class Prepared:
     records: pa.Array  # JSON text of the valid records (empty when aggregating)
     totals: Totals  # control totals of those records, before dedupe
     keys: RecordKeys
+    where_values: dict[str, dict[str, int]] = field(default_factory=dict)  # filtered rows' where cells
 
 
 @dataclass
@@ -81,6 +83,12 @@ class Pipeline:
         self.generate = any(spec.generate for spec in self.mapping.fields)
         spec = self.mapping.aggregate
         self.aggregator = Aggregator(self.mapping, spec) if spec is not None else None
+        self.where_counts: dict[str, Counter[str]] = {}
+
+    def where_seen(self, most: int = 5) -> dict[str, list[tuple[str, int]]]:
+        """Per `where:` column, the values seen most often in the rows it filtered out
+        (a filter in the wrong case shows here: `approved` against `Approved`)."""
+        return {column: seen.most_common(most) for column, seen in self.where_counts.items()}
 
     def chunks(self) -> Iterator[Chunk]:
         left = self.limit
@@ -124,8 +132,10 @@ class Pipeline:
                 chunk, validate.Checked.empty(), empty, Totals(self.totals.fields), RecordKeys.of(None, empty)
             )
         checked = events.expand(self.mapping, chunk) if self.mapping.events else validate.check(self.mapping, chunk)
+        where_values = _where_values(self.mapping, chunk) if self.mapping.where else {}
         if self.aggregator is not None or not len(checked.rows):
-            return Prepared(chunk, checked, empty, Totals(self.totals.fields), RecordKeys.of(None, empty))
+            nothing = RecordKeys.of(None, empty)
+            return Prepared(chunk, checked, empty, Totals(self.totals.fields), nothing, where_values)
         if self.generate:  # the id hashes the record's content; it opens the record
             records, ids, hashes = encode.records_with_id(checked.values, self.kind)
             checked.values = {"eventid": ids, **checked.values}
@@ -136,7 +146,7 @@ class Pipeline:
             keys = RecordKeys.of(checked.values.get(id_field), records)
         totals = Totals(self.totals.fields)
         totals.add_columns(checked.values)
-        return Prepared(chunk, checked, records, totals, keys)
+        return Prepared(chunk, checked, records, totals, keys, where_values)
 
     def absorb(self, prepared: Prepared) -> Piece | None:
         """Count, reject and deduplicate a prepared chunk, in file order."""
@@ -147,6 +157,8 @@ class Pipeline:
         if not chunk.table.num_rows:
             return None
         counts.rows_filtered += int(checked.filtered.sum())
+        for column, seen in prepared.where_values.items():
+            self.where_counts.setdefault(column, Counter()).update(seen)
         bad_rows = np.flatnonzero(checked.bad)
         self.buffer.add_rows(chunk, bad_rows, checked.errors.take(pa.array(bad_rows)).to_pylist())
         if self.aggregator is not None:
@@ -202,6 +214,20 @@ class Pipeline:
         self.totals.add_columns(values)
         count = len(groups.keys)
         return self._piece(encode.records(values), values, -1, np.zeros(count, dtype=np.int64), None)
+
+
+WHERE_VALUES_KEPT = 1_000  # per column and chunk: a where column is a status, not an id
+
+
+def _where_values(mapping: Mapping, chunk: Chunk) -> dict[str, dict[str, int]]:
+    """How often each value of a where column occurs in the rows `where` filters out."""
+    filtered = pa.array(transform.where_mask(mapping, chunk))
+    out: dict[str, dict[str, int]] = {}
+    for column in mapping.where:
+        counts = pc.value_counts(pc.fill_null(transform.cells(chunk, column), "").filter(filtered))
+        pairs = zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
+        out[column] = dict(sorted(pairs, key=lambda pair: -pair[1])[:WHERE_VALUES_KEPT])
+    return out
 
 
 def _marked(count: int, rows: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ class Outcome:
     bodies: list[bytes]
     rejects: str | None
     totals: dict[str, Any]
+    where_seen: dict[str, list[tuple[str, int]]]
 
 
 def run_pipeline(
@@ -50,4 +51,4 @@ def run_pipeline(
     written = rejects.close()
     text = written.read_text(encoding="utf-8").replace(str(tmp) + "/", "") if written else None
     records = [r for body in bodies for r in orjson.loads(body)]
-    return Outcome(pipe.counts, records, bodies, text, pipe.totals.as_json())
+    return Outcome(pipe.counts, records, bodies, text, pipe.totals.as_json(), pipe.where_seen())

@@ -281,3 +281,17 @@ def test_dedupe_of_content_hash_ids_stores_each_key_once() -> None:
         assert status.tolist() == want.tolist()
         seen.update(k.tolist())
     assert all(v is None for _, v in d.index.runs) and len(d.index.runs) < 30
+
+
+def test_where_seen_names_the_values_a_filter_dropped(tmp_path: Path) -> None:
+    """A `where:` in the wrong case filters everything; the values seen say why (SPEC 10)."""
+    rows = "Txn ID,Login,Date,Amount,Ccy,Status,Method\n" + "".join(
+        f"T{i},1,21.07.2025 08:46,5,EUR,{'Approved' if i % 3 else 'Pending'},CC\n" for i in range(30)
+    )
+    out = run_pipeline(
+        tmp_path, {"d.csv": rows}, DEPOSITS_MAPPING.replace("[Approved, Completed]", "[approved]"), chunk_rows=7
+    )
+    assert out.counts.rows_filtered == out.counts.rows_read == 30
+    assert out.where_seen == {"Status": [("Approved", 20), ("Pending", 10)]}
+    kept = run_pipeline(tmp_path, {"d.csv": rows}, DEPOSITS_MAPPING)
+    assert kept.where_seen == {"Status": [("Pending", 10)]} and kept.counts.rows_valid == 20
