@@ -23,7 +23,7 @@ from t360cli.yamlnodes import YMap
 
 FORMATS = ("csv", "tsv", "xlsx", "jsonl", "json", "parquet")
 TOP_KEYS = ("kind", "source", "timezone", "output_timezone", "where", "fields", "events", "aggregate")
-SOURCE_KEYS = ("format", "delimiter", "encoding", "sheet", "decimal", "thousands")
+SOURCE_KEYS = ("format", "delimiter", "encoding", "sheet", "decimal", "thousands", "header_row", "skip_footer")
 TAB_NAMES = {"\\t": "\t", "tab": "\t", "TAB": "\t"}
 
 
@@ -74,9 +74,7 @@ def load_mapping(path: Path) -> Mapping:
 def _source(checker: Checker, tree: YMap, mapping: Mapping) -> None:
     src = tree["source"]
     if not isinstance(src, YMap):
-        checker.note(
-            tree.line_of("source"), "`source:` must be a map (format, delimiter, encoding, sheet, decimal, thousands)."
-        )
+        checker.note(tree.line_of("source"), "`source:` must be a map (" + ", ".join(SOURCE_KEYS) + ").")
         return
     checker.keys(src, SOURCE_KEYS, "source")
     opts = {key: checker.text(src, key, f"source.{key}") for key in SOURCE_KEYS if key in src}
@@ -102,7 +100,19 @@ def _source(checker: Checker, tree: YMap, mapping: Mapping) -> None:
         delimiter=delimiter,
         encoding=encoding or "utf-8",
         sheet=int(sheet) if sheet is not None and sheet.isdigit() else sheet,
+        header_row=_whole(checker, src, "header_row", opts.get("header_row"), 1),
+        skip_footer=_whole(checker, src, "skip_footer", opts.get("skip_footer"), 0),
     )
+
+
+def _whole(checker: Checker, src: YMap, key: str, text: str | None, least: int) -> int:
+    """A whole-number source option (header_row from 1, skip_footer from 0)."""
+    if text is None:
+        return least
+    if not text.strip().isdigit() or int(text) < least or int(text) > 1_000_000:
+        checker.note(src.line_of(key), f"source.{key} must be a whole number from {least} to 1000000, not '{text}'.")
+        return least
+    return int(text)
 
 
 def _separators(checker: Checker, src: YMap, mapping: Mapping, decimal: str | None, thousands: str | None) -> None:

@@ -38,6 +38,8 @@ class SourceOptions:
     delimiter: str | None = None
     encoding: str = "utf-8"
     sheet: str | int | None = None
+    header_row: int = 1  # 1-based line (CSV, TSV) or row (xlsx) of the header; above it is ignored
+    skip_footer: int = 0  # the last N non-empty rows of each file are not data (a Total line)
 
 
 @dataclass(frozen=True)
