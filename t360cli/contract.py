@@ -40,6 +40,15 @@ FIELDS = {
     },
 }
 
+# The guide's KPI fields of an activity (besides Value), section 10.
+KPI_FIELDS = ("Lots", "Volume", "Rebate", "Trades")
+
+# Every field the guide names per kind: a target close to one of these is a slip (SPEC 12).
+GUIDE_FIELDS = {
+    "customers": tuple(FIELDS["customers"]),
+    "activities": tuple(FIELDS["activities"]) + KPI_FIELDS,
+}
+
 # Fields whose type t360 enforces even when the mapping names none.
 DEFAULT_TYPES = {
     "customers": {"regtime": "datetime"},

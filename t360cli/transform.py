@@ -55,8 +55,11 @@ def where_mask(mapping: Mapping, chunk: Chunk) -> np.ndarray:
 
 
 def source_values(spec: FieldSpec, chunk: Chunk, count: int) -> pa.Array:
+    """The field's text before map and type: a column's cells (with `strip` applied),
+    a constant, or a template filled in; null where empty."""
     if spec.column is not None:
-        return cells(chunk, spec.column)
+        values = cells(chunk, spec.column)
+        return _strip(values, spec.strip) if spec.strip else values
     if spec.value is not None:
         text = spec.value.strip()
         return pa.repeat(pa.scalar(text or None, STR), count)
@@ -68,12 +71,22 @@ def source_values(spec: FieldSpec, chunk: Chunk, count: int) -> pa.Array:
     return pc.binary_join_element_wise(*parts, "", null_handling="emit_null")
 
 
+def _strip(values: pa.Array, characters: str) -> pa.Array:
+    """`strip: "€$% "`: those characters off both ends, then spaces; empty is null."""
+    stripped = pc.utf8_trim_whitespace(pc.utf8_trim(values, characters=characters))
+    return pc.if_else(pc.equal(stripped, ""), pa.scalar(None, STR), stripped)
+
+
 def apply_map(spec: FieldSpec, values: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Translate through `map:`; a value missing from it is a reject, or kept as it is
+    with `unmapped: keep`."""
     assert spec.map is not None
     keys = pa.array(list(spec.map), STR)
     idx = pc.index_in(values, value_set=keys)
     mapped = pc.take(pa.array(list(spec.map.values()), STR), idx)
     missing = pc.and_(pc.is_valid(values), pc.is_null(idx))
+    if spec.unmapped == "keep":
+        return pc.if_else(missing, values, mapped), reasons.nulls(len(values))
     if not pc.any(missing).as_py():
         return mapped, reasons.nulls(len(values))
     return mapped, reasons.where(missing, pc.binary_join_element_wise("'", values, "' is not in the map", ""))

@@ -43,6 +43,10 @@ class Checked:
 def field_reasons(spec: FieldSpec, values: pa.Array, problems: pa.Array) -> pa.Array:
     """Why each row's value of one field is refused, prefixed with the field's name."""
     errors = problems
+    if spec.type == "string" and values.null_count < len(values):
+        nul = pc.fill_null(pc.match_substring(values, "\x00"), False)
+        if pc.any(nul).as_py():
+            errors = reasons.join(errors, reasons.where(nul, "holds a NUL character (it cannot be sent)"))
     if spec.max_length is not None:
         length = pc.utf8_length(values)
         too_long = pc.fill_null(pc.greater(length, spec.max_length), False)

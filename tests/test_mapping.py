@@ -129,7 +129,7 @@ def test_default_types_and_tracking_limit(tmp_path: Path) -> None:
         (
             "kind: customers\nfields:\n  customerId: {colum: Login}\n",
             "m.yaml, line 3: unknown key 'colum' in field customerId. Did you mean 'column'? "
-            "Allowed: column, value, template, type, format, default, map, required, max_length, generate.",
+            "Allowed: column, value, template, type, format, default, map, unmapped, strip, required, max_length, extra, generate.",
         ),
         (
             "kind: customers\nfields:\n  customerId: Login\n  regtime: {column: Reg, type: datetime, format: 'nothing'}\n",
@@ -238,3 +238,48 @@ def test_a_misspelt_field_is_not_also_missing(tmp_path: Path) -> None:
     assert got.startswith("m.yaml has 2 mistakes:")
     assert "did you mean customerid?" in got and "did you mean eventname?" in got
     assert "is required" not in got
+
+
+@pytest.mark.parametrize(
+    "target, meant",
+    [("tracking_dta", "tracking_data"), ("trackingData", "tracking_data"), ("Regtime", "regtime")],
+)
+def test_a_near_miss_of_a_customers_field_is_a_mistake(tmp_path: Path, target: str, meant: str) -> None:
+    """SPEC 12: sent as an additional field, the real one would go missing in silence."""
+    got = error_of(tmp_path, f"kind: customers\nfields:\n  customerId: Login\n  {target}: Tag\n")
+    assert got.startswith("m.yaml, line 4: '" + target + "'") and f"did you mean {meant}?" in got
+
+
+@pytest.mark.parametrize("target, meant", [("Curency", "Currency"), ("Lot", "Lots"), ("Trade", "Trades")])
+def test_a_near_miss_of_an_activities_field_is_a_mistake(tmp_path: Path, target: str, meant: str) -> None:
+    got = error_of(tmp_path, f"kind: activities\nfields:\n  customerid: L\n  eventname: {{value: D}}\n  {target}: C\n")
+    assert got == (
+        f"m.yaml, line 5: '{target}' is not a Track360 field of activities; did you mean {meant}? "
+        "If it is an additional field on purpose, add `extra: true` to it."
+    )
+
+
+def test_extra_true_and_far_names_pass(tmp_path: Path) -> None:
+    m = load_mapping(
+        write(
+            tmp_path,
+            "kind: activities\nfields:\n  customerid: L\n  eventname: {value: D}\n"
+            "  Lot: {column: lot, extra: true}\n  note: N\n  deposit_type: M\n",
+        )
+    )
+    assert [(s.target, s.extra) for s in m.fields][2:] == [("Lot", True), ("note", False), ("deposit_type", False)]
+
+
+def test_strip_and_unmapped_keys(tmp_path: Path) -> None:
+    m = load_mapping(
+        write(
+            tmp_path,
+            "kind: customers\nfields:\n  customerId: Login\n"
+            "  country: {column: C, type: country, map: {España: ES}, unmapped: keep}\n"
+            '  balance: {column: B, type: decimal, strip: "€$% "}\n',
+        )
+    )
+    specs = {s.target: s for s in m.fields}
+    assert specs["country"].unmapped == "keep" and specs["balance"].strip == "€$% "
+    bad = error_of(tmp_path, "kind: customers\nfields:\n  customerId: {column: L, unmapped: keep}\n")
+    assert "unmapped is `keep` or `reject`, beside a map:" in bad

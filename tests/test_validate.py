@@ -295,3 +295,30 @@ def test_where_seen_names_the_values_a_filter_dropped(tmp_path: Path) -> None:
     assert out.where_seen == {"Status": [("Approved", 20), ("Pending", 10)]}
     kept = run_pipeline(tmp_path, {"d.csv": rows}, DEPOSITS_MAPPING)
     assert kept.where_seen == {"Status": [("Pending", 10)]} and kept.counts.rows_valid == 20
+
+
+def test_strip_unmapped_keep_and_nul(tmp_path: Path) -> None:
+    """SPEC 12: `strip` reads `1.234,50 €`; `unmapped: keep` passes other values to the
+    type check; SPEC 11: a NUL in a mapped cell rejects the row."""
+    rows = (
+        "Login,Country,Balance,Tag\n"
+        '1,España,"1.234,50 €",a\n'
+        '2,Deutschland,"12,5 %",b\n'
+        "3,FR,€,c\n"
+        "4,Atlantis,5,d\n"
+        "5,FR,5,x\x00y\n"
+    )
+    mapping = (
+        'kind: customers\nsource: {decimal: ","}\nfields:\n  customerId: Login\n'
+        "  country: {column: Country, type: country, map: {España: ES, Deutschland: DE}, unmapped: keep}\n"
+        '  balance: {column: Balance, type: decimal, strip: "€$% "}\n  tracking_data: Tag\n'
+    )
+    out = run_pipeline(tmp_path, {"c.csv": rows}, mapping)
+    assert out.records[:3] == [
+        {"customerId": "1", "country": "ES", "balance": "1234.50", "tracking_data": "a"},
+        {"customerId": "2", "country": "DE", "balance": "12.5", "tracking_data": "b"},
+        {"customerId": "3", "country": "FR", "tracking_data": "c"},
+    ]
+    assert out.rejects is not None
+    assert "c.csv,5,country: 'Atlantis' is not" in out.rejects
+    assert "c.csv,6,tracking_data: holds a NUL character (it cannot be sent)" in out.rejects

@@ -8,10 +8,26 @@ from t360cli import contract
 from t360cli.convert import check_format
 from t360cli.mapping.checker import Checker, did_you_mean
 from t360cli.mapping.spec import FieldSpec, Template
+from t360cli.suggest import near_miss
 from t360cli.yamlnodes import YMap
 
 TYPES = ("string", "decimal", "integer", "datetime", "date", "currency", "country")
-FIELD_KEYS = ("column", "value", "template", "type", "format", "default", "map", "required", "max_length", "generate")
+FIELD_KEYS = (
+    "column",
+    "value",
+    "template",
+    "type",
+    "format",
+    "default",
+    "map",
+    "unmapped",
+    "strip",
+    "required",
+    "max_length",
+    "extra",
+    "generate",
+)
+FLAGS = {"true": True, "yes": True, "false": False, "no": False}
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
@@ -23,14 +39,14 @@ def field_list(checker: Checker, kind: str, node: YMap) -> list[FieldSpec]:
 
 def intended(kind: str, target: str) -> str:
     """The guide field a target name was meant as: itself, or the field it misspells
-    (the other kind's id spelling, another case)."""
+    (the other kind's id spelling, another case, a near miss such as `tracking_dta`)."""
     other = "activities" if kind == "customers" else "customers"
     if target == contract.ID_FIELD[other]:
         return contract.ID_FIELD[kind]
-    return next((name for name in contract.FIELDS[kind] if target.lower() == name.lower()), target)
+    return near_miss(target, contract.GUIDE_FIELDS[kind]) or target
 
 
-def _target_name(checker: Checker, kind: str, target: str, line: int) -> None:
+def _target_name(checker: Checker, kind: str, target: str, line: int, extra: bool) -> None:
     other = "activities" if kind == "customers" else "customers"
     ours, theirs = contract.ID_FIELD[kind], contract.ID_FIELD[other]
     if target == theirs:
@@ -40,15 +56,24 @@ def _target_name(checker: Checker, kind: str, target: str, line: int) -> None:
             "Track360 spells it customerId for customers and customerid for activities.",
         )
         return
-    for name in contract.FIELDS[kind]:
-        if target != name and target.lower() == name.lower():
-            checker.note(line, f"'{target}': field names are case-sensitive; did you mean {name}?")
+    meant = near_miss(target, contract.GUIDE_FIELDS[kind])
+    if meant is None or extra:
+        return
+    if target.lower() == meant.lower():
+        checker.note(line, f"'{target}': field names are case-sensitive; did you mean {meant}?")
+    else:
+        checker.note(
+            line,
+            f"'{target}' is not a Track360 field of {kind}; did you mean {meant}?",
+            "If it is an additional field on purpose, add `extra: true` to it.",
+        )
 
 
 def parse_field(checker: Checker, kind: str, fields: YMap, target: str) -> FieldSpec | None:
     line = fields.line_of(target)
-    _target_name(checker, kind, target, line)
     raw = fields[target]
+    extra = isinstance(raw, YMap) and isinstance(raw.get("extra"), str) and FLAGS.get(raw["extra"].lower()) is True
+    _target_name(checker, kind, target, line, extra)
     if isinstance(raw, str):
         shorthand = YMap(column=raw)
         shorthand.line, shorthand.key_lines = line, {}
@@ -117,11 +142,16 @@ def _field_options(checker: Checker, raw: YMap, spec: FieldSpec) -> None:
             checker.note(raw.line_of("map"), f"{target}: map must translate values, e.g. {{CC: credit_card}}.")
         else:
             spec.map = {key.strip(): value for key, value in table.items()}
-    if "required" in raw:
-        flag = (checker.text(raw, "required", f"{target}.required") or "").lower()
-        if flag not in ("true", "false", "yes", "no"):
-            checker.note(raw.line_of("required"), f"{target}: required must be true or false.")
-        spec.required = flag in ("true", "yes")
+    if "unmapped" in raw:
+        spec.unmapped = checker.text(raw, "unmapped", f"{target}.unmapped") or "reject"
+        if spec.unmapped not in ("reject", "keep") or spec.map is None:
+            checker.note(raw.line_of("unmapped"), f"{target}: unmapped is `keep` or `reject`, beside a map:.")
+    if "strip" in raw:
+        spec.strip = checker.text(raw, "strip", f"{target}.strip")
+        if not spec.strip or spec.column is None:
+            checker.note(raw.line_of("strip"), f"{target}: strip lists the characters to remove from a column's cells.")
+    spec.required = _flag(checker, raw, "required", target)
+    spec.extra = _flag(checker, raw, "extra", target)
     if "max_length" in raw:
         number = checker.text(raw, "max_length", f"{target}.max_length") or ""
         if not number.isdigit() or int(number) < 1:
@@ -164,3 +194,12 @@ def _field_format(checker: Checker, raw: YMap, spec: FieldSpec) -> None:
             f"{spec.target}: bad format '{text}': {problem}.",
             "Use strptime codes, e.g. %d.%m.%Y %H:%M.",
         )
+
+
+def _flag(checker: Checker, raw: YMap, key: str, target: str) -> bool:
+    if key not in raw:
+        return False
+    value = FLAGS.get((checker.text(raw, key, f"{target}.{key}") or "").lower())
+    if value is None:
+        checker.note(raw.line_of(key), f"{target}: {key} must be true or false.")
+    return bool(value)

@@ -32,9 +32,12 @@ class FieldSpec:
     format: str | None = None
     default: str | None = None
     map: dict[str, str] | None = None
+    unmapped: str = "reject"  # a value missing from `map`: "reject" it, or "keep" it as it is
+    strip: str | None = None  # characters removed from both ends of each cell (after the spaces)
     required: bool = False
     max_length: int | None = None
     generate: str | None = None  # "hash": eventid derived from the record's content
+    extra: bool = False  # an additional field on purpose (not a misspelt guide field)
 
     @property
     def columns(self) -> tuple[str, ...]:
