@@ -6,7 +6,9 @@ config file are reported in one message.
 
 from __future__ import annotations
 
+import math
 import os
+import stat
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,9 @@ class Settings:
     max_attempts: int = 8
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 60.0
+    retry_after_max_s: float = 300.0  # a server's Retry-After is waited in full up to this (SPEC 6)
+    stop_after_failed_batches: int = 3  # this many failed batches in a row stop the run (SPEC 10)
+    ca_bundle: str | None = None  # a PEM file with a private CA for the Track360 host
     state_dir: str = ".t360"
     allow_insecure_http: bool = False
     config_path: str | None = None
@@ -85,21 +90,32 @@ def host_of(url: str | None) -> str:
     return parts.hostname + (f":{parts.port}" if parts.port else "")
 
 
-_KEYS = {f.name for f in fields(Settings)} - {
-    "config_path",
-    "sources",
-    "max_attempts",
-    "backoff_initial_s",
-    "backoff_max_s",
+_RETRY_KEYS = {"max_attempts", "backoff_initial_s", "backoff_max_s", "retry_after_max_s", "stop_after_failed_batches"}
+_KEYS = {f.name for f in fields(Settings)} - {"config_path", "sources"} - _RETRY_KEYS
+_OPTIONAL = ("rate_limit", "api_key_file", "base_url", "ca_bundle")  # null is allowed
+# Upper bounds where a larger value is a typo rather than a choice (memory, open connections, a night's wait).
+_MAX: dict[str, int] = {
+    "batch_size": 100_000,
+    "max_batch_bytes": 100_000_000,
+    "concurrency": 256,
+    "max_attempts": 100,
+    "timeout_s": 3600,
+    "backoff_initial_s": 3600,
+    "backoff_max_s": 3600,
+    "retry_after_max_s": 86_400,
 }
-_RETRY_KEYS = {"max_attempts", "backoff_initial_s", "backoff_max_s"}
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _coerce(name: str, value: Any, problems: list[str], label: str) -> Any:
     """The config value as the type of the setting's default; a problem line if it is not."""
     default = getattr(Settings, name)
     if value is None:
-        if name in ("rate_limit", "api_key_file", "base_url"):
+        if name in _OPTIONAL:
             return None
         problems.append(f"• {label}: must not be empty")
         return default
@@ -113,12 +129,27 @@ def _coerce(name: str, value: Any, problems: list[str], label: str) -> Any:
         if wrong:
             raise ValueError
         out = kind(value)
-    except (TypeError, ValueError):
-        problems.append(f"• {label}: must be {_KIND_NAMES[kind]}, not {value!r}")
+    except (TypeError, ValueError, OverflowError):
+        problems.append(f"• {label}: must be {_KIND_NAMES[kind]}, not {_show(value)}")
         return default
-    if kind in (int, float) and out <= 0:
-        problems.append(f"• {label}: must be > 0, not {value!r}")
+    if kind in (int, float):
+        problem = _out_of_range(name, out)
+        if problem:
+            problems.append(f"• {label}: {problem}, not {_show(value)}")
+            return default
     return out
+
+
+def _out_of_range(name: str, number: float) -> str | None:
+    """Why a number is not acceptable for setting `name` (None if it is)."""
+    if isinstance(number, float) and not math.isfinite(number):
+        return "must be a finite number"
+    if number <= 0:
+        return "must be > 0"
+    limit = _MAX.get(name)
+    if limit is not None and number > limit:
+        return f"must be at most {limit} (a larger value is almost certainly a mistake)"
+    return None
 
 
 _KIND_NAMES = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
@@ -129,16 +160,42 @@ def _unknown(key: object, allowed: set[str], label: str) -> str:
     return f"• {label}: unknown key" + (f"; did you mean {close}?" if close else "")
 
 
+_CONFIG_MAX = 1_000_000  # bytes (SPEC 11)
+
+
 def _file_values(path: Path) -> dict[str, Any]:
+    """The config's YAML map; over 1 MB, not UTF-8, not YAML or with an alias: one UsageError."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        with open(path, "rb") as fh:
+            raw = fh.read(_CONFIG_MAX + 1)
     except OSError as exc:
-        raise UsageError(f"cannot read the config {path}: {exc.strerror}.") from None
+        raise UsageError(f"cannot read the config {path}: {exc.strerror or exc}.") from None
+    if len(raw) > _CONFIG_MAX:
+        raise UsageError(f"config {path} is larger than {_CONFIG_MAX} bytes; a config is a few lines of YAML.")
+    try:
+        text = raw.decode("utf-8-sig")
+        _refuse_aliases(text, path)
+        data = yaml.safe_load(text) or {}
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"config {path} is not UTF-8 text (byte {exc.start + 1}).", "Save it as UTF-8.") from None
     except yaml.YAMLError as exc:
         raise UsageError(f"config {path} is not valid YAML: {exc}.") from None
+    except ValueError:  # PyYAML's int() of a number over Python's 4300-digit limit
+        raise UsageError(f"config {path} holds a number too long to read (over 4300 digits).") from None
     if not isinstance(data, dict):
         raise UsageError(f"config {path} must be a YAML map of settings.")
     return data
+
+
+def _refuse_aliases(text: str, path: Path) -> None:
+    """A config has no use for YAML aliases (`*name`); refusing them rules out a "billion laughs"."""
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            line = event.start_mark.line + 1 if event.start_mark else 0
+            raise UsageError(
+                f"config {path}, line {line}: YAML aliases (*{event.anchor}) are not allowed in a config.",
+                "Write the value out in full.",
+            )
 
 
 def _config_path(config: str | None) -> tuple[str | None, str]:
@@ -157,7 +214,7 @@ def _apply_file(settings: Settings, path: str) -> None:
     retry = data.pop("retry", None) or {}
     problems: list[str] = []
     if not isinstance(retry, dict):
-        problems.append("• retry: must be a map (max_attempts, backoff_initial_s, backoff_max_s)")
+        problems.append(f"• retry: must be a map ({', '.join(sorted(_RETRY_KEYS))})")
         retry = {}
     items = [(k, v, _KEYS, str(k)) for k, v in data.items()]
     items += [(k, v, _RETRY_KEYS, f"retry.{k}") for k, v in retry.items()]
@@ -167,8 +224,43 @@ def _apply_file(settings: Settings, path: str) -> None:
             continue
         setattr(settings, key, _coerce(key, value, problems, label))
         settings.sources[key] = f"config file {path}"
+    if settings.ca_bundle is not None and (problem := _ca_bundle_problem(settings.ca_bundle)):
+        problems.append(f"• ca_bundle: {problem}")
     if problems:
         raise UsageError(f"invalid config {path} (config.example.yaml shows every key):\n" + "\n".join(problems))
+
+
+def _ca_bundle_problem(path: str) -> str | None:
+    """Why `path` cannot serve as a CA bundle (None if it can): it must be a readable PEM file."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return f"{path} is not a file; give the path of a PEM file holding the private CA's certificate"
+        with open(path, "rb") as fh:
+            head = fh.read(_CA_BUNDLE_MAX + 1)
+    except OSError as exc:
+        return f"cannot read {path} ({exc.strerror or exc}); give the path of a readable PEM file"
+    if len(head) > _CA_BUNDLE_MAX:
+        return f"{path} is larger than {_CA_BUNDLE_MAX} bytes; a CA bundle is a PEM file of certificates"
+    if b"-----BEGIN CERTIFICATE-----" not in head:
+        return f"{path} holds no PEM certificate (no line -----BEGIN CERTIFICATE-----)"
+    return None
+
+
+_CA_BUNDLE_MAX = 10_000_000  # a system bundle of every public CA is about 250 kB
+
+
+def _apply_cli(settings: Settings, cli: dict[str, Any]) -> None:
+    """Command-line values win; numbers get the same bounds as in a config file."""
+    problems: list[str] = []
+    for key, value in cli.items():
+        if value is None:
+            continue
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            _coerce(key, value, problems, f"{key} (command line)")
+        setattr(settings, key, value)
+        settings.sources[key] = "command line"
+    if problems:
+        raise UsageError("invalid command-line value:\n" + "\n".join(problems))
 
 
 def resolve(config: str | None = None, cli: dict[str, Any] | None = None) -> Settings:
@@ -183,8 +275,5 @@ def resolve(config: str | None = None, cli: dict[str, Any] | None = None) -> Set
         if os.environ.get(var):
             setattr(settings, key, os.environ[var])
             settings.sources[key] = f"environment ${var}"
-    for key, value in (cli or {}).items():
-        if value is not None:
-            setattr(settings, key, value)
-            settings.sources[key] = "command line"
+    _apply_cli(settings, cli or {})
     return settings

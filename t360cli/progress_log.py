@@ -8,16 +8,19 @@ runs off the same log.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
+import stat
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
 from t360cli.errors import LogError
-from t360cli.files import write_atomic
+from t360cli.files import PRIVATE, WriteFailed, refuse_symlink, write_user_file
 
 Record = dict[str, Any]  # a JSON object of the log: the header or a batch entry
 
@@ -37,46 +40,111 @@ def _unusable(path: Path, exc: OSError) -> LogError:
     )
 
 
-def _parse(data: bytes, path: Path) -> tuple[Record | None, list[Record], bytes]:
-    """Header (None if the file holds no complete line), entries, and the clean bytes."""
-    lines = data.split(b"\n")
-    tail = lines.pop()  # b"" when the file ends with a newline
-    if tail.strip():
+_MAX_LINE = 64 * 1024 * 1024  # a batch line with every refusal of 100,000 records stays well below
+
+
+@dataclass
+class _Scan:
+    """A log read line by line: header, entries, and where its last good line ends."""
+
+    header: Record | None = None
+    entries: list[Record] = field(default_factory=list)
+    good_end: int = 0  # bytes up to the end of the last complete record (a torn tail lies beyond)
+    needs_newline: bool = False  # the last record is whole but lost its newline
+
+
+def _records(fh: BinaryIO, path: Path) -> Iterator[tuple[Record, int, bool]]:
+    """(record, offset after it, ends with a newline) per line; stops quietly at a torn last line."""
+    offset = 0
+    for number in itertools.count(1):
+        line = fh.readline(_MAX_LINE + 1)
+        if not line:
+            return
+        if len(line) > _MAX_LINE:
+            raise _damaged(path, number, f"a line longer than {_MAX_LINE} bytes")
+        complete = line.endswith(b"\n")
         try:
-            orjson.loads(tail)
-        except orjson.JSONDecodeError:
-            pass  # torn last line: ignored
-        else:
-            lines.append(tail)  # complete, only its newline was lost
-    records: list[Any] = []
-    for number, line in enumerate(lines, start=1):
-        try:
-            records.append(orjson.loads(line))
+            record = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            raise _damaged(path, number, f"not valid JSON ({exc})") from None
-    if not records:
-        return None, [], b""
-    if not isinstance(records[0], dict):
-        raise _damaged(path, 1, "the header is not a JSON object")
-    for number, entry in enumerate(records[1:], start=2):
-        if not isinstance(entry, dict) or type(entry.get("index")) is not int:
-            raise _damaged(path, number, "not a batch entry (a JSON object with an integer index)")
-    clean = b"".join(line + b"\n" for line in lines)
-    return records[0], records[1:], clean
+            if not complete:
+                return  # torn last line (a crash mid-write): ignored
+            raise _damaged(path, number, f"not valid JSON ({exc.msg}, column {exc.colno})") from None
+        problem = _header_problem(record) if number == 1 else _entry_problem(record)
+        if problem:
+            raise _damaged(path, number, problem)
+        offset += len(line)
+        yield record, offset, complete
 
 
-def read_log(path: Path) -> tuple[Record, list[Record]]:
-    """Header and batch entries of a log; a torn last line is ignored."""
+def _header_problem(record: Any) -> str | None:
+    if not isinstance(record, dict):
+        return "the header is not a JSON object"
+    files = record.get("files", [])
+    if not isinstance(files, list) or not all(isinstance(f, dict) and isinstance(f.get("path"), str) for f in files):
+        return "the header's files is not a list of objects with a path"
+    if not isinstance(record.get("kind", ""), str):
+        return "the header's kind is not text"
+    return None
+
+
+def _entry_problem(record: Any) -> str | None:
+    if not isinstance(record, dict) or type(record.get("index")) is not int:
+        return "not a batch entry (a JSON object with an integer index)"
+    if "summary" in record and not isinstance(record["summary"], dict):
+        return "a summary line whose summary is not a JSON object"
+    if not isinstance(record.get("status", ""), str):
+        return "a batch entry whose status is not text"
+    return None
+
+
+def _scan(fh: BinaryIO, path: Path) -> _Scan:
+    scan = _Scan()
+    for record, offset, complete in _records(fh, path):
+        if scan.header is None:
+            scan.header = record
+        else:
+            scan.entries.append(record)
+        scan.good_end, scan.needs_newline = offset, not complete
+    return scan
+
+
+def _open_for_reading(path: Path) -> BinaryIO:
+    """The log opened for reading; a LogError if it is missing, not a file, or unreadable."""
     try:
-        data = Path(path).read_bytes()
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise LogError(f"{path}: not a file, so not a progress log.", "Check the path.")
+        return open(path, "rb")  # noqa: SIM115 (the caller closes it)
     except FileNotFoundError:
         raise LogError(f"{path}: no such progress log.", "Check the path.") from None
     except OSError as exc:
-        raise LogError(f"{path}: cannot read the progress log ({exc.strerror}).") from None
-    header, entries, _ = _parse(data, Path(path))
-    if header is None:
-        raise _damaged(Path(path), 1, "no header line")
-    return header, entries
+        raise LogError(f"{path}: cannot read the progress log ({exc.strerror or exc}).") from None
+
+
+def iter_log(path: Path) -> Iterator[Record]:
+    """The header, then each entry, read line by line (a log of any size in little memory).
+
+    Raises LogError as `read_log` does (a file without a header line included)."""
+    path = Path(path)
+    with _open_for_reading(path) as fh:
+        try:
+            first = True
+            for record, _, _ in _records(fh, path):
+                first = False
+                yield record
+        except OSError as exc:
+            raise LogError(f"{path}: cannot read the progress log ({exc.strerror or exc}).") from None
+    if first:
+        raise _damaged(path, 1, "no header line")
+
+
+def read_log(path: Path) -> tuple[Record, list[Record]]:
+    """Header and batch entries of a log; a torn last line is ignored.
+
+    Anything else that is wrong (not JSON, random bytes, a header that is not an object, a
+    line over 64 MiB) is one LogError naming the file and the line."""
+    records = iter_log(path)
+    header = next(records)
+    return header, list(records)
 
 
 def _first_difference(stored: Any, wanted: Any, where: str) -> str | None:
@@ -217,12 +285,29 @@ class RunLog:
         self.entries = entries
         self.set_aside: Path | None = None  # where --restart moved the old log
         self._lock = lock
-        self._fh = open(path, "ab")  # noqa: SIM115 (closed in close())
+        try:
+            self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE)
+        except OSError as exc:
+            raise WriteFailed.from_os_error(path, exc) from exc
 
     @classmethod
-    def open(cls, path: Path, header: Record, *, restart: bool = False, match_keys: Sequence[str] = ()) -> RunLog:
-        """Lock the log; resume it if it matches `header` on `match_keys`, else refuse."""
+    def open(
+        cls,
+        path: Path,
+        header: Record,
+        *,
+        restart: bool = False,
+        match_keys: Sequence[str] = (),
+        state_dir: Path | None = None,
+    ) -> RunLog:
+        """Lock the log; resume it if it matches `header` on `match_keys`, else refuse.
+
+        Give `state_dir` when t360 named the log itself (not `--log`): a symbolic link on
+        the way to it, or as the log or its lock, is refused (`UnsafePath`, SPEC 11)."""
         path = Path(path)
+        if state_dir is not None:
+            refuse_symlink(path, "progress log", state_dir)
+            refuse_symlink(LogLock(path).path, "lock file", state_dir)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             lock = LogLock(path).acquire()
@@ -244,32 +329,65 @@ class RunLog:
         aside = None
         if path.exists() and restart:
             aside = _set_aside(path)
-        elif path.exists():
-            data = path.read_bytes()
-            stored, entries, clean = _parse(data, path)
-            if stored is not None:
-                _check_header(path, stored, header, match_keys)
-                if clean != data:
-                    write_atomic(path, clean)  # drop the torn last line
-                return cls(path, stored, entries, lock)
-        write_atomic(path, orjson.dumps(header) + b"\n")
+        elif path.exists() and stat.S_ISREG(path.stat().st_mode):  # a FIFO or a device is only written to
+            with open(path, "rb") as fh:
+                scan = _scan(fh, path)
+            if scan.header is not None:
+                _check_header(path, scan.header, header, match_keys)
+                log = cls(path, scan.header, scan.entries, lock)
+                log._repair(scan)
+                return log
+            if path.stat().st_size:  # bytes without a whole line: not ours to overwrite
+                raise _damaged(path, 1, "no header line")
+        write_user_file(path, orjson.dumps(header) + b"\n", PRIVATE)
         log = cls(path, header, [], lock)
         log.set_aside = aside
         return log
 
+    def _repair(self, scan: _Scan) -> None:
+        """Cut a torn last line off (in place), and end a whole last line that lost its newline."""
+        try:
+            if os.fstat(self._fileno()).st_size > scan.good_end:
+                os.truncate(self.path, scan.good_end)
+            if scan.needs_newline:
+                self._write(b"\n")
+        except OSError as exc:
+            self.close()
+            raise WriteFailed.from_os_error(self.path, exc) from exc
+
+    def _fileno(self) -> int:
+        if self._fd is None:
+            raise ValueError(f"{self.path}: the progress log is closed")
+        return self._fd
+
+    def _write(self, data: bytes) -> None:
+        fd = self._fileno()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+
     def append(self, entry: Record) -> None:
-        """Write one batch line, flushed and fsynced."""
+        """Write one batch line, flushed and fsynced; an OSError (a full disk) is `WriteFailed`.
+
+        A line that could not be written whole is cut off again, so the log stays readable."""
         if type(entry.get("index")) is not int:
             raise ValueError("a progress log entry needs an integer 'index'")
-        self._fh.write(orjson.dumps(entry) + b"\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        fd = self._fileno()
+        start = os.fstat(fd).st_size
+        try:
+            self._write(orjson.dumps(entry) + b"\n")
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
+            raise WriteFailed.from_os_error(self.path, exc) from exc
         self.entries.append(entry)
 
     def close(self) -> None:
         """Close the file and release the lock (idempotent)."""
-        if not self._fh.closed:
-            self._fh.close()
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
         self._lock.release()
 
     def __enter__(self) -> RunLog:

@@ -232,3 +232,152 @@ def test_unknown_key_suggests_its_other_case(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as err:
         resolve(cfg, {})
     assert "• BASE_URL: unknown key; did you mean base_url?" in str(err.value)
+
+
+# --- Unattended nights (SPEC 4, 6, 10): retry_after_max_s, stop_after_failed_batches, ca_bundle, bounds
+
+PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+
+def test_new_settings_have_defaults_and_sources(tmp_path: Path) -> None:
+    s = resolve(None, {})
+    assert (s.retry_after_max_s, s.stop_after_failed_batches, s.ca_bundle) == (300.0, 3, None)
+    pem = tmp_path / "ca.pem"
+    pem.write_text(PEM, encoding="utf-8")
+    cfg = write(
+        tmp_path / "c.yaml", f"retry: {{retry_after_max_s: 30, stop_after_failed_batches: 5}}\nca_bundle: {pem}\n"
+    )
+    s = resolve(cfg, {})
+    assert (s.retry_after_max_s, s.stop_after_failed_batches, s.ca_bundle) == (30.0, 5, str(pem))
+    assert isinstance(s.retry_after_max_s, float)
+    for key in ("retry_after_max_s", "stop_after_failed_batches", "ca_bundle"):
+        assert s.sources[key] == f"config file {cfg}"  # what -v lists
+
+
+def test_new_retry_keys_belong_under_retry(tmp_path: Path) -> None:
+    cfg = write(tmp_path / "c.yaml", "retry_after_max_s: 3\nretry: 5\n")
+    with pytest.raises(UsageError) as err:
+        resolve(cfg, {})
+    assert str(err.value).splitlines()[1:] == [
+        "• retry: must be a map (backoff_initial_s, backoff_max_s, max_attempts, retry_after_max_s, "
+        "stop_after_failed_batches)",
+        "• retry_after_max_s: unknown key",
+    ]
+
+
+def test_numbers_nan_inf_and_huge_refused_in_one_message(tmp_path: Path) -> None:
+    cfg = write(
+        tmp_path / "c.yaml",
+        "timeout_s: .nan\nrate_limit: .inf\nbatch_size: 200000\nconcurrency: 1000\nmax_batch_bytes: 1.0e+400\n"
+        "retry: {retry_after_max_s: -1, stop_after_failed_batches: 0.5, max_attempts: 1000, backoff_max_s: 'nan'}\n",
+    )
+    with pytest.raises(UsageError) as err:
+        resolve(cfg, {})
+    assert str(err.value).splitlines()[1:] == [
+        "• timeout_s: must be a finite number, not nan",
+        "• rate_limit: must be a finite number, not inf",
+        "• batch_size: must be at most 100000 (a larger value is almost certainly a mistake), not 200000",
+        "• concurrency: must be at most 256 (a larger value is almost certainly a mistake), not 1000",
+        "• max_batch_bytes: must be a whole number, not inf",
+        "• retry.retry_after_max_s: must be > 0, not -1",
+        "• retry.stop_after_failed_batches: must be a whole number, not 0.5",
+        "• retry.max_attempts: must be at most 100 (a larger value is almost certainly a mistake), not 1000",
+        "• retry.backoff_max_s: must be a finite number, not 'nan'",
+    ]
+
+
+def test_stop_after_failed_batches_at_least_one(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"• retry.stop_after_failed_batches: must be > 0, not 0"):
+        resolve(write(tmp_path / "c.yaml", "retry: {stop_after_failed_batches: 0}\n"), {})
+    assert (
+        resolve(write(tmp_path / "d.yaml", "retry: {stop_after_failed_batches: 1}\n"), {}).stop_after_failed_batches
+        == 1
+    )
+
+
+def test_a_huge_number_is_shown_shortened(tmp_path: Path) -> None:
+    with pytest.raises(UsageError) as err:
+        resolve(write(tmp_path / "c.yaml", f"batch_size: {'9' * 4000}\n"), {})
+    line = str(err.value).splitlines()[1]
+    assert line.startswith("• batch_size: must be at most 100000") and line.endswith("...") and len(line) < 150
+
+
+def test_a_number_too_long_for_python_is_a_sentence(tmp_path: Path) -> None:
+    cfg = write(tmp_path / "c.yaml", f"batch_size: {'9' * 5000}\n")
+    with pytest.raises(UsageError) as err:
+        resolve(cfg, {})
+    assert str(err.value) == f"config {cfg} holds a number too long to read (over 4300 digits)."
+
+
+def test_command_line_values_get_the_same_bounds() -> None:
+    assert resolve(None, {"batch_size": 100_000, "concurrency": 256}).batch_size == 100_000
+    with pytest.raises(UsageError) as err:
+        resolve(None, {"batch_size": 100_001, "rate_limit": float("inf"), "base_url": "https://x.test"})
+    assert str(err.value).splitlines() == [
+        "invalid command-line value:",
+        "• batch_size (command line): must be at most 100000 (a larger value is almost certainly a mistake), "
+        "not 100001",
+        "• rate_limit (command line): must be a finite number, not inf",
+    ]
+
+
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda p: None, "cannot read {p} (No such file or directory); give the path of a readable PEM file"),
+        (lambda p: p.mkdir(), "{p} is not a file; give the path of a PEM file holding the private CA's certificate"),
+        (
+            lambda p: p.write_text("not a certificate\n"),
+            "{p} holds no PEM certificate (no line -----BEGIN CERTIFICATE-----)",
+        ),
+        (
+            lambda p: p.symlink_to(p.parent / "gone.pem"),
+            "cannot read {p} (No such file or directory); give the path of a readable PEM file",
+        ),
+    ],
+    ids=["missing", "folder", "not-pem", "dangling-link"],
+)
+def test_ca_bundle_must_be_a_readable_pem_file(tmp_path: Path, make: object, expected: str) -> None:
+    pem = tmp_path / "ca.pem"
+    make(pem)  # type: ignore[operator]
+    cfg = write(tmp_path / "c.yaml", f"ca_bundle: {pem}\nbatch_size: 0\n")
+    with pytest.raises(UsageError) as err:
+        resolve(cfg, {})
+    assert err.value.exit_code == ExitCode.USAGE
+    assert str(err.value).splitlines()[1:] == [
+        "• batch_size: must be > 0, not 0",
+        "• ca_bundle: " + expected.format(p=pem),
+    ]
+
+
+def test_ca_bundle_through_a_symlink_and_null(tmp_path: Path) -> None:
+    real = tmp_path / "real.pem"
+    real.write_text("# private CA\n" + PEM, encoding="utf-8")
+    (tmp_path / "link.pem").symlink_to(real)
+    assert resolve(write(tmp_path / "c.yaml", f"ca_bundle: {tmp_path / 'link.pem'}\n"), {}).ca_bundle
+    assert resolve(write(tmp_path / "d.yaml", "ca_bundle: null\n"), {}).ca_bundle is None
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        (
+            b"base: &a [1, 2]\nbatch_size: *a\n",
+            "config {cfg}, line 2: YAML aliases (*a) are not allowed in a config. Write the value out in full.",
+        ),
+        (b"state_dir: caf\xe9\n", "config {cfg} is not UTF-8 text (byte 15). Save it as UTF-8."),
+        (
+            b"# " + b"x" * 1_000_000 + b"\n",
+            "config {cfg} is larger than 1000000 bytes; a config is a few lines of YAML.",
+        ),
+    ],
+    ids=["alias", "latin-1", "over-1MB"],
+)
+def test_hostile_config_files(tmp_path: Path, raw: bytes, expected: str) -> None:
+    """SPEC 11: aliases, bad encodings and oversized configs are one sentence, exit 2."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_bytes(raw)
+    with pytest.raises(UsageError) as err:
+        resolve(str(cfg), {})
+    assert str(err.value) == expected.format(cfg=cfg)
+    assert err.value.exit_code == ExitCode.USAGE

@@ -14,6 +14,7 @@ import pytest
 from t360cli import progress_log
 from t360cli.deliver import latest_entries
 from t360cli.errors import LogError
+from t360cli.files import PRIVATE, UnsafePath, WriteFailed
 from t360cli.progress_log import LogLock, RunLog, read_log
 
 HEADER = {
@@ -222,3 +223,120 @@ def test_release_leaves_a_lock_that_is_not_ours(tmp_path: Path):
     lock.path.write_text("999999999\n")  # someone broke and retook it
     lock.release()
     assert lock.path.exists()
+
+
+# --- SPEC 10/11: hostile logs, a full disk, links
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        (b"\x00\xff\xfe random \x81 bytes\n", "line 1: not valid JSON ("),
+        (b"\xff\xfe\x00\x01", "line 1: no header line"),  # no newline at all: a torn first line
+        (b'"just text"\n', "line 1: the header is not a JSON object"),
+        (b'{"files": {"a": 1}}\n', "line 1: the header's files is not a list of objects with a path"),
+        (b'{"kind": 7}\n', "line 1: the header's kind is not text"),
+        (b'{"kind": "customers"}\n{"index": -1, "summary": [1]}\n', "line 2: a summary line whose summary is not"),
+        (b'{"kind": "customers"}\n{"index": 0, "status": 1}\n', "line 2: a batch entry whose status is not text"),
+        (b'{"kind": "customers"}\n{"index": true}\n', "line 2: not a batch entry"),
+        (b'{"kind": "customers"}\n\n{"index": 0}\n', "line 2: not valid JSON ("),
+        (b'{"kind": "c\xe9"}\n', "line 1: not valid JSON ("),
+    ],
+)
+def test_malformed_logs_are_one_log_error(tmp_path: Path, data: bytes, expected: str):
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(data)
+    with pytest.raises(LogError) as info:
+        read_log(path)
+    assert str(info.value).startswith(f"{path}, ") and expected in str(info.value)
+    assert str(info.value).endswith("the progress log is damaged. Use --restart to start over or --log for a new log.")
+    with pytest.raises(LogError):
+        RunLog.open(path, HEADER)
+    assert path.read_bytes() == data and not Path(str(path) + ".lock").exists()
+
+
+def test_a_huge_line_is_refused_without_reading_it_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(progress_log, "_MAX_LINE", 1000)
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(orjson.dumps(HEADER) + b"\n" + b'{"index": 0, "x": "' + b"a" * 5000 + b'"}\n')
+    with pytest.raises(LogError, match=r"r\.jsonl, line 2: a line longer than 1000 bytes; the progress log is damaged"):
+        read_log(path)
+
+
+def test_not_a_file_is_refused_without_blocking(tmp_path: Path):
+    fifo = tmp_path / "fifo.jsonl"
+    os.mkfifo(fifo)  # opening it to read would wait for a writer: never opened
+    with pytest.raises(LogError, match=r"fifo\.jsonl: not a file, so not a progress log\."):
+        read_log(fifo)
+    with pytest.raises(LogError, match="not a file"):
+        read_log(tmp_path)
+
+
+def test_a_new_log_is_private(tmp_path: Path):
+    path = tmp_path / "r.jsonl"
+    RunLog.open(path, HEADER).close()
+    assert path.stat().st_mode & 0o777 == PRIVATE
+
+
+def test_disk_full_while_appending_is_write_failed_and_the_log_stays_readable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    path = tmp_path / "r.jsonl"
+    real_write = os.write
+
+    def half_then_full(fd: int, data: bytes) -> int:
+        if len(data) > 20:
+            real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(28, "No space left on device")
+
+    with RunLog.open(path, HEADER) as log:
+        log.append(entry(0))
+        monkeypatch.setattr(progress_log.os, "write", half_then_full)
+        with pytest.raises(WriteFailed) as info:
+            log.append(entry(1))
+        monkeypatch.undo()
+        assert str(info.value) == (
+            f"cannot write {path}: No space left on device. Free some disk space, then run the same command again."
+        )
+        assert info.value.path == path and log.entries == [entry(0)]
+        log.append(entry(2))  # the half line was cut off again
+    assert read_log(path) == (HEADER, [entry(0), entry(2)])
+
+
+def test_state_dir_links_are_refused_before_the_lock(tmp_path: Path):
+    state = tmp_path / "state"
+    state.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (state / "runs").symlink_to(tmp_path / "elsewhere")
+    path = state / "runs" / "r.jsonl"
+    with pytest.raises(UnsafePath, match=r"refusing the progress log .*: .*runs is a symbolic link\."):
+        RunLog.open(path, HEADER, state_dir=state)
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+    with RunLog.open(path, HEADER):  # a log the user named with --log may be reached through a link
+        pass
+
+
+def test_a_user_named_log_that_is_a_symlink_is_written_through(tmp_path: Path):
+    real = tmp_path / "real.jsonl"
+    link = tmp_path / "log.jsonl"
+    link.symlink_to(real)
+    with RunLog.open(link, HEADER) as log:
+        log.append(entry(0))
+    real.write_bytes(real.read_bytes() + b'{"index": 1, "sta')  # torn
+    with RunLog.open(link, HEADER, match_keys=KEYS) as log:
+        assert log.entries == [entry(0)]
+        log.append(entry(1))
+    assert link.is_symlink()
+    assert read_log(real) == (HEADER, [entry(0), entry(1)])
+
+
+def test_iter_log_streams_and_an_empty_file_starts_fresh(tmp_path: Path):
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(b"")  # e.g. created by the user for --log
+    with RunLog.open(path, HEADER) as log:
+        log.append(entry(0))
+    records = progress_log.iter_log(path)
+    assert next(records) == HEADER
+    assert list(records) == [entry(0)]
+    with pytest.raises(LogError, match="no such progress log"):
+        next(progress_log.iter_log(tmp_path / "absent.jsonl"))
