@@ -23,6 +23,18 @@ LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 ENV = {"base_url": "T360_BASE_URL", "state_dir": "T360_STATE_DIR"}
 
 
+ORPHAN_RULES = ("warn", "reject")
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """`contract:` in the config: what was agreed with Track360 (SPEC 12, guide sections 10-11)."""
+
+    allowed: dict[str, tuple[str, ...]] = field(default_factory=dict)  # target field -> the agreed values
+    customers_must_have: tuple[str, ...] = ()  # counted per field when missing; still sent
+    orphans: str = "warn"  # an activity for a customer never sent: "warn" or "reject" (SPEC 13)
+
+
 @dataclass
 class Settings:
     base_url: str | None = None
@@ -41,6 +53,7 @@ class Settings:
     ca_bundle: str | None = None  # a PEM file with a private CA for the Track360 host
     state_dir: str = ".t360"
     allow_insecure_http: bool = False
+    contract: Agreement = field(default_factory=Agreement)
     config_path: str | None = None
     sources: dict[str, str] = field(default_factory=dict)
 
@@ -91,7 +104,8 @@ def host_of(url: str | None) -> str:
 
 
 _RETRY_KEYS = {"max_attempts", "backoff_initial_s", "backoff_max_s", "retry_after_max_s", "stop_after_failed_batches"}
-_KEYS = {f.name for f in fields(Settings)} - {"config_path", "sources"} - _RETRY_KEYS
+_KEYS = {f.name for f in fields(Settings)} - {"config_path", "sources", "contract"} - _RETRY_KEYS
+_CONTRACT_KEYS = {"allowed", "customers_must_have", "orphans"}
 _OPTIONAL = ("rate_limit", "api_key_file", "base_url", "ca_bundle")  # null is allowed
 # Upper bounds where a larger value is a typo rather than a choice (memory, open connections, a night's wait).
 _MAX: dict[str, int] = {
@@ -213,6 +227,9 @@ def _apply_file(settings: Settings, path: str) -> None:
     data = _file_values(Path(path))
     retry = data.pop("retry", None) or {}
     problems: list[str] = []
+    if "contract" in data:
+        settings.contract = _agreement(data.pop("contract"), problems)
+        settings.sources["contract"] = f"config file {path}"
     if not isinstance(retry, dict):
         problems.append(f"• retry: must be a map ({', '.join(sorted(_RETRY_KEYS))})")
         retry = {}
@@ -228,6 +245,45 @@ def _apply_file(settings: Settings, path: str) -> None:
         problems.append(f"• ca_bundle: {problem}")
     if problems:
         raise UsageError(f"invalid config {path} (config.example.yaml shows every key):\n" + "\n".join(problems))
+
+
+def _agreement(node: object, problems: list[str]) -> Agreement:
+    """The `contract:` block; its problems join the config's one message."""
+    if node is None:
+        return Agreement()
+    if not isinstance(node, dict):
+        problems.append("• contract: must be a map (allowed, customers_must_have, orphans)")
+        return Agreement()
+    for key in node:
+        if key not in _CONTRACT_KEYS:
+            problems.append(_unknown(key, _CONTRACT_KEYS, f"contract.{key}"))
+    allowed: dict[str, tuple[str, ...]] = {}
+    raw_allowed = node.get("allowed") or {}
+    if not isinstance(raw_allowed, dict):
+        problems.append("• contract.allowed: must map a target field to its agreed values")
+        raw_allowed = {}
+    for name, values in raw_allowed.items():
+        if not isinstance(values, list) or not values or any(isinstance(v, (dict, list)) for v in values):
+            problems.append(f"• contract.allowed.{name}: must list the agreed values, e.g. [Deposit, Withdrawal]")
+            continue
+        allowed[str(name)] = tuple(_scalar_text(value) for value in values)
+    must = node.get("customers_must_have") or []
+    if not isinstance(must, list) or any(not isinstance(name, str) for name in must):
+        problems.append("• contract.customers_must_have: must list field names, e.g. [tracking_data]")
+        must = []
+    orphans = node.get("orphans", "warn")
+    if orphans not in ORPHAN_RULES:
+        problems.append(f"• contract.orphans: must be warn or reject, not {_show(orphans)}")
+        orphans = "warn"
+    return Agreement(allowed, tuple(must), str(orphans))
+
+
+def _scalar_text(value: object) -> str:
+    """A YAML scalar as the text it stands for (`true` -> "TRUE" would be a guess: keep YAML's
+    spelling of booleans as true/false)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _ca_bundle_problem(path: str) -> str | None:

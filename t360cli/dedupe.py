@@ -235,25 +235,35 @@ def classify(dedupe: Dedupe, keys: RecordKeys) -> np.ndarray:
     return status
 
 
-class Unattributed:
-    """Customers: whether the latest record of each customerId has tracking_data."""
+class Presence:
+    """Customers: which of some fields the latest record of each customerId holds
+    (tracking_data for `unattributed_customers`, contract.customers_must_have for
+    `customers_missing`), one bit per field, so a later record of a customer wins."""
 
-    def __init__(self) -> None:
+    def __init__(self, fields: list[str]) -> None:
+        assert len(fields) <= 64, "one bit per field"
+        self.fields = fields
         self.index = HashIndex()
 
-    def add(self, id_hashes: np.ndarray, tracking: pa.Array | None) -> None:
-        """id_hashes: hash_strings of the customerIds; tracking: their tracking_data."""
-        if tracking is None:
-            tracked = np.zeros(len(id_hashes), dtype=np.uint64)
-        else:
-            tracked = tracking.is_valid().to_numpy(zero_copy_only=False).astype(np.uint64)
-        self.index.put(id_hashes, tracked)
+    def add(self, id_hashes: np.ndarray, values: dict[str, pa.Array]) -> None:
+        """id_hashes: hash_strings of the customerIds; values: the records' fields."""
+        bits = np.zeros(len(id_hashes), dtype=np.uint64)
+        for position, name in enumerate(self.fields):
+            column = values.get(name)
+            if column is not None:
+                held = column.is_valid().to_numpy(zero_copy_only=False).astype(np.uint64)
+                bits |= held << np.uint64(position)
+        self.index.put(id_hashes, bits)
 
-    def count(self) -> int:
-        """Customers whose latest record has no tracking_data."""
+    def missing(self) -> dict[str, int]:
+        """Per field: customers whose latest record lacks it."""
         runs = self.index.runs
         if not runs:
-            return 0
+            return dict.fromkeys(self.fields, 0)
         keys = np.unique(np.concatenate([run_keys for run_keys, _ in runs]))
         found, latest = self.index.lookup(keys)
-        return int((latest[found] == 0).sum())
+        latest = latest[found]
+        return {
+            name: int(np.count_nonzero((latest >> np.uint64(position)) & np.uint64(1) == 0))
+            for position, name in enumerate(self.fields)
+        }

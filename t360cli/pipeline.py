@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from t360cli import contract, encode, events, readers, transform, validate
 from t360cli.aggregate import Aggregator, Groups
 from t360cli.batching import Origin, Piece
-from t360cli.dedupe import Dedupe, RecordKeys, Unattributed, classify, hash_strings
+from t360cli.dedupe import Dedupe, Presence, RecordKeys, classify, hash_strings
 from t360cli.mapping import Mapping, check_columns
 from t360cli.readers import Chunk
 from t360cli.tally import Counts, RejectBuffer, RejectSink, Totals
@@ -71,19 +71,23 @@ class Pipeline:
     chunk_rows: int = CHUNK_ROWS
     counts: Counts = field(default_factory=Counts)
     on_chunk: Callable[[Counts], None] | None = None  # after each chunk, for progress
+    must_have: tuple[str, ...] = ()  # contract.customers_must_have: counted when missing
+    allowed: dict[str, tuple[str, ...]] = field(default_factory=dict)  # contract.allowed: other values rejected
 
     def __post_init__(self) -> None:
         self.kind = self.mapping.kind
         self.dedupe = Dedupe(self.kind)
         self.totals = Totals(self.mapping.decimal_fields() if self.kind == "activities" else [])
         self.buffer = RejectBuffer(self.counts, self.rejects)
-        self.unattributed = Unattributed() if self.kind == "customers" else None
+        tracked = list(dict.fromkeys(["tracking_data", *self.must_have]))
+        self.presence = Presence(tracked) if self.kind == "customers" else None
         if self.kind == "customers":
             self.counts.unattributed_customers = 0
         self.generate = any(spec.generate for spec in self.mapping.fields)
         spec = self.mapping.aggregate
         self.aggregator = Aggregator(self.mapping, spec) if spec is not None else None
         self.where_counts: dict[str, Counter[str]] = {}
+        self.customers_missing: dict[str, int] = {}  # per contract.customers_must_have field, once read
 
     def where_seen(self, most: int = 5) -> dict[str, list[tuple[str, int]]]:
         """Per `where:` column, the values seen most often in the rows it filtered out
@@ -113,8 +117,10 @@ class Pipeline:
             groups = self.aggregator.finish()
             if groups is not None:
                 yield self._aggregated_piece(groups)
-        if self.unattributed is not None:
-            self.counts.unattributed_customers = self.unattributed.count()
+        if self.presence is not None:
+            missing = self.presence.missing()
+            self.counts.unattributed_customers = missing["tracking_data"]
+            self.customers_missing = {name: missing[name] for name in self.must_have}
 
     def _absorb_next(self, pending: deque[Future[Prepared]]) -> Iterator[Piece]:
         piece = self.absorb(pending.popleft().result())
@@ -132,6 +138,8 @@ class Pipeline:
                 chunk, validate.Checked.empty(), empty, Totals(self.totals.fields), RecordKeys.of(None, empty)
             )
         checked = events.expand(self.mapping, chunk) if self.mapping.events else validate.check(self.mapping, chunk)
+        if self.allowed:
+            checked = validate.agreed(checked, self.allowed)
         where_values = _where_values(self.mapping, chunk) if self.mapping.where else {}
         if self.aggregator is not None or not len(checked.rows):
             nothing = RecordKeys.of(None, empty)
@@ -200,9 +208,9 @@ class Pipeline:
         count = len(records)
         self.counts.records_valid += count
         ids = np.empty(0, dtype=np.uint64)
-        if self.unattributed is not None:
+        if self.presence is not None:
             ids = hash_strings(values["customerId"])
-            self.unattributed.add(ids, values.get("tracking_data"))
+            self.presence.add(ids, values)
         return Piece(records, np.full(count, file, dtype=np.int32), lines, ids, origin)
 
     def _aggregated_piece(self, groups: Groups) -> Piece:

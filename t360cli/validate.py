@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from t360cli import reasons, transform
 from t360cli.mapping.spec import FieldSpec, Mapping
 from t360cli.readers import Chunk
+from t360cli.suggest import closest
 
 
 @dataclass
@@ -89,3 +90,48 @@ def conflict_reasons(ids: pa.Array, rows: np.ndarray, conflicted: np.ndarray) ->
     conflict_rows = sorted(first)
     texts = [f"eventid: '{first[row]}' was already sent with different values (conflict)" for row in conflict_rows]
     return np.array(conflict_rows, dtype=np.int64), texts
+
+
+def agreed(checked: Checked, allowed: dict[str, tuple[str, ...]]) -> Checked:
+    """`contract.allowed` (SPEC 12): a record whose field holds a value other than the agreed
+    ones (its final value, constants included; exact case) rejects its row, naming the
+    field, the value and the closest agreed value."""
+    names = [name for name in allowed if name in checked.values]
+    if not names or not len(checked.rows):
+        return checked
+    record_reasons = reasons.nulls(len(checked.rows))
+    for name in names:
+        column = checked.values[name]
+        outside = pc.fill_null(pc.invert(pc.is_in(column, value_set=pa.array(allowed[name], reasons.STR))), False)
+        if not pc.any(outside).as_py():
+            continue
+        texts = {
+            value: _not_agreed(name, value, allowed[name]) for value in pc.unique(column.filter(outside)).to_pylist()
+        }
+        keys = pa.array(list(texts), reasons.STR)
+        found = pc.take(pa.array(list(texts.values()), reasons.STR), pc.index_in(column, value_set=keys))
+        record_reasons = reasons.join(record_reasons, reasons.where(outside, found))
+    if reasons.is_clean(record_reasons):
+        return checked
+    bad = record_reasons.is_valid().to_numpy(zero_copy_only=False)
+    first: dict[int, str] = {}
+    for row, text in zip(checked.rows[bad].tolist(), record_reasons.filter(pa.array(bad)).to_pylist(), strict=True):
+        first.setdefault(row, text)
+    per_row: list[str | None] = [None] * len(checked.errors)
+    for row, text in first.items():
+        per_row[row] = text
+    keep = ~np.isin(checked.rows, np.fromiter(first, dtype=np.int64, count=len(first)))
+    mask = pa.array(keep)
+    return Checked(
+        {name: column.filter(mask) for name, column in checked.values.items()},
+        checked.rows[keep],
+        reasons.join(checked.errors, pa.array(per_row, reasons.STR)),
+        checked.filtered,
+    )
+
+
+def _not_agreed(name: str, value: str, agreed_values: tuple[str, ...]) -> str:
+    what = "KPI" if name == "eventname" else "value"
+    close = closest(value, agreed_values)
+    hint = f"did you mean {close}?" if close else f"agreed: {', '.join(agreed_values[:10])}"
+    return f"{name}: '{value}' is not an agreed {what}; {hint}"

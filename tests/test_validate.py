@@ -322,3 +322,42 @@ def test_strip_unmapped_keep_and_nul(tmp_path: Path) -> None:
     assert out.rejects is not None
     assert "c.csv,5,country: 'Atlantis' is not" in out.rejects
     assert "c.csv,6,tracking_data: holds a NUL character (it cannot be sent)" in out.rejects
+
+
+def test_contract_allowed_and_customers_must_have(tmp_path: Path) -> None:
+    """SPEC 12: contract.allowed rejects a record whose final value was not agreed (a constant
+    included), naming the closest; customers_must_have counts the latest records without."""
+    from t360cli.mapping import load_mapping
+    from t360cli.pipeline import Pipeline, open_inputs
+
+    (tmp_path / "a.csv").write_text("Login,Kpi,Amount,Line\n1,Deposit,5,FX\n2,Deposti,6,FX\n3,Deposit,7,Stocks\n")
+    (tmp_path / "a.yaml").write_text(
+        "kind: activities\nfields:\n  customerid: Login\n  eventname: Kpi\n  Value: Amount\n  product_line: Line\n"
+    )
+    mapping = load_mapping(tmp_path / "a.yaml")
+    allowed = {"eventname": ("Deposit", "Withdrawal"), "product_line": ("FX", "CFD")}
+    buffer: list[tuple[str, int, str]] = []
+
+    class Sink:
+        def write(self, source: str, line: int, reason: str, cells: dict) -> None:
+            buffer.append((source.rsplit("/", 1)[-1], line, reason))
+
+    pipe = Pipeline(mapping, open_inputs(mapping, [str(tmp_path / "a.csv")]), Sink(), allowed=allowed)
+    records = [r for piece in pipe.pieces() for r in piece.records.to_pylist()]
+    assert len(records) == 1 and pipe.counts.rows_rejected == 2
+    assert buffer == [
+        ("a.csv", 3, "eventname: 'Deposti' is not an agreed KPI; did you mean Deposit?"),
+        ("a.csv", 4, "product_line: 'Stocks' is not an agreed value; agreed: FX, CFD"),
+    ]
+
+    (tmp_path / "c.csv").write_text("Login,Tag,Country\n1,,DE\n2,t,\n1,t,DE\n3,,\n")
+    (tmp_path / "c.yaml").write_text(
+        "kind: customers\nfields:\n  customerId: Login\n  tracking_data: Tag\n  country: Country\n"
+    )
+    mapping = load_mapping(tmp_path / "c.yaml")
+    pipe = Pipeline(
+        mapping, open_inputs(mapping, [str(tmp_path / "c.csv")]), None, must_have=("country", "tracking_data")
+    )
+    assert sum(len(piece.records) for piece in pipe.pieces()) == 4
+    assert pipe.customers_missing == {"country": 2, "tracking_data": 1}
+    assert pipe.counts.unattributed_customers == 1
