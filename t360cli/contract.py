@@ -147,3 +147,29 @@ SYNONYMS = {
 }
 
 SANDBOX_STATS_PATH = "/sandbox/stats"
+
+
+# `t360 fields` (SPEC 12): the guide's field reference tables (section 09), as data.
+# (name, type, required, limits and notes)
+FIELD_REFERENCE = {
+    "customers": (
+        ("customerId", "string", "required", "unique per brand; sending it again updates the customer"),
+        ("regtime", "datetime", "", "sent as YYYY-MM-DD HH:mm"),
+        ("country", "string", "", "an ISO code such as US (type: country normalises names)"),
+        ("firstName", "string", "", ""),
+        ("lastName", "string", "", ""),
+        ("tracking_data", "string", "", f"at most {TRACKING_DATA_MAX} characters; needed for attribution"),
+    ),
+    "activities": (
+        ("customerid", "string", "required", "must match a customer sent before"),
+        ("eventname", "string", "required", "the KPI: Deposit, Withdrawal, Lots, DailyStats..."),
+        ("eventid", "string", "", "unique per event: de-duplication and reconciliation"),
+        ("createtime", "datetime", "", "sent as YYYY-MM-DD HH:mm, or YYYY-MM-DD for daily stats"),
+        ("Value", "decimal", "", "the amount of a single-KPI event, sent as text (\"1000.00\")"),
+        ("Currency", "string", "", "an ISO 4217 code such as USD"),
+        ("Lots", "decimal", "", "a KPI field (daily stats)"),
+        ("Volume", "decimal", "", "a KPI field (daily stats)"),
+        ("Rebate", "decimal", "", "a KPI field (daily stats)"),
+        ("Trades", "decimal", "", "a KPI field (daily stats): the number of trades"),
+    ),
+}
