@@ -96,6 +96,24 @@ def _exact_numbers(arr: pa.Array, out: pa.Array, mask: Mask | None, whole: bool)
     return pc.replace_with_mask(out, pa.array(hit), pa.array(fixed, pa.string()))
 
 
+MAX_DIGITS = 38  # decimal128(38): the control totals' precision (SPEC 11)
+
+
+def _bound_digits(arr: pa.Array, out: pa.Array, parsed: Parsed) -> Parsed:
+    """Cells whose canonical number needs more than MAX_DIGITS digits become rejects."""
+    digits = pc.utf8_length(pc.replace_substring(pc.replace_substring_regex(out, r"^-?0*", ""), ".", ""))
+    long = pc.fill_null(pc.greater(digits, MAX_DIGITS), False)
+    if not pc.any(long).as_py():
+        return parsed
+    texts = [_shorten(t) for t in arr.filter(long).to_pylist()]
+    msgs = pa.array([f"'{t}' has more than {MAX_DIGITS} significant digits" for t in texts], pa.string())
+    return Parsed(pc.if_else(long, _NULL, parsed.values), pc.replace_with_mask(parsed.errors, long, msgs))
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= 48 else text[:40] + "..."
+
+
 def parse_decimal(
     values: Texts, numeric: Mask | None = None, decimal: str = ".", thousands: str | None = None
 ) -> Parsed:
@@ -103,14 +121,14 @@ def parse_decimal(
 
     A leading `+`, group separators and redundant leading zeros go; a `-` stays
     (`-0.00` -> `-0.00`); a trailing point without digits goes (`5.` -> `5`).
-    Reject: `'{v}' is not a number`.
+    Reject: `'{v}' is not a number`; `'{v}' has more than 38 significant digits`.
     """
     arr = _as_array(values)
     mask = _mask(numeric, len(arr))
     dec, thou = separators(decimal, thousands)
     out = _numbers(arr, mask, dec, thou, whole=False)
     out = _exact_numbers(arr, out, mask, whole=False)
-    return _finish(arr, out, "' is not a number")
+    return _bound_digits(arr, out, _finish(arr, out, "' is not a number"))
 
 
 def parse_integer(
@@ -119,14 +137,15 @@ def parse_integer(
     """Whole numbers without leading zeros: `007` -> `7`, `-0` -> `0`, `1,234` -> `1234`.
 
     Text with a decimal point (`3.0`) is refused; a numeric cell whose fraction is
-    zero (`5.0`, `1e3`) is a whole number. Reject: `'{v}' is not a whole number`.
+    zero (`5.0`, `1e3`) is a whole number. Reject: `'{v}' is not a whole number`;
+    `'{v}' has more than 38 significant digits`.
     """
     arr = _as_array(values)
     mask = _mask(numeric, len(arr))
     dec, thou = separators(decimal, thousands)
     out = _numbers(arr, mask, dec, thou, whole=True)
     out = _exact_numbers(arr, out, mask, whole=True)
-    return _finish(arr, out, "' is not a whole number")
+    return _bound_digits(arr, out, _finish(arr, out, "' is not a whole number"))
 
 
 # --- codes ---------------------------------------------------------------------------

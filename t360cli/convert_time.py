@@ -62,9 +62,12 @@ def check_format(fmt: str) -> str | None:
         return f"format '{fmt}' has no % directive (for example %d.%m.%Y %H:%M)"
     if not {"Y", "y", "G"} & set(found):
         return f"format '{fmt}' has no year (%Y or %y)"
+    twice = sorted({d for d in found if found.count(d) > 1})
+    if twice:
+        return f"format '{fmt}' gives %{twice[0]} twice; each directive may appear once"
     try:
         pd.to_datetime(pd.Series(["2025-01-01"]), format=fmt, errors="coerce")
-    except ValueError as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         return f"format '{fmt}' cannot be used: {exc}"
     return None
 

@@ -19,11 +19,12 @@ from t360cli.readers.base import (
     _check_names,
     _format_of,
     _io_errors,
+    drop_footer,
     float_text,
     format_name,
     is_gzipped,
 )
-from t360cli.readers.csvsrc import _csv_head, _read_csv
+from t360cli.readers.csvsrc import _csv_head, _find_header_row, _read_csv
 from t360cli.readers.jsonsrc import _json_objects, _jsonl_objects, _read_json, _read_jsonl
 from t360cli.readers.parquet import _parquet_file, _read_parquet
 from t360cli.readers.xlsx import _read_xlsx, _xl_head, _xl_rows, _xl_sheet
@@ -34,7 +35,9 @@ __all__ = [
     "Chunk",
     "Source",
     "SourceOptions",
+    "drop_footer",
     "file_sha256",
+    "find_header_row",
     "float_text",
     "format_name",
     "is_gzipped",
@@ -83,7 +86,8 @@ def read_chunks(paths: Sequence[Path], opts: SourceOptions, chunk_rows: int = 50
             "parquet": _read_parquet,
         }[src.format]
         with _io_errors(src):
-            yield from reader(src, opts, max(1, chunk_rows))
+            chunks = reader(src, opts, max(1, chunk_rows))
+            yield from chunks if src.format == "xlsx" else drop_footer(chunks, opts.skip_footer)
 
 
 def read_header(path: Path, opts: SourceOptions) -> list[str]:
@@ -100,6 +104,17 @@ def read_header(path: Path, opts: SourceOptions) -> list[str]:
         items = _jsonl_objects(src, opts) if src.format == "jsonl" else _json_objects(src, opts)
         records = (obj for _, obj in items if isinstance(obj, dict))
         return list(dict.fromkeys(itertools.chain.from_iterable(itertools.islice(records, _HEADER_SCAN))))
+
+
+def find_header_row(path: Path, opts: SourceOptions) -> int:
+    """CSV/TSV: the 1-based line of the header below a title block (SPEC 12, `mapping init`): the first
+    of the first 50 lines whose cells are mostly non-empty text and whose next lines have as many cells;
+    the first non-blank line when none does. Other formats: 1."""
+    src = Source(0, Path(path), str(path), _format_of(Path(path), opts))
+    if src.format not in ("csv", "tsv"):
+        return 1
+    with _io_errors(src):
+        return _find_header_row(src, opts)
 
 
 def file_sha256(path: Path) -> str:

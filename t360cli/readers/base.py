@@ -5,8 +5,11 @@ from __future__ import annotations
 import codecs
 import gzip
 import io
+import itertools
 import os
-from collections.abc import Sequence
+import re
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +32,9 @@ _EXT = {
     ".parquet": "parquet",
 }
 _BOM = codecs.BOM_UTF8
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+MAX_LINE = 16 << 20  # SPEC 12: lines up to 16 MiB are read
+UNDECODED = re.compile("[\ud800-\udfff]")  # what errors="surrogateescape" leaves for bytes that do not decode
 _ENC_HINT = "Set source.encoding in the mapping to the file's encoding (for example cp1252 or latin-1)."
 
 
@@ -84,6 +90,16 @@ class _io_errors:
                 f"{self.src.name}: unknown encoding: {exc}.",
                 "Set source.encoding to a Python codec name such as utf-8 or cp1252.",
             ) from exc
+        if isinstance(exc, UnicodeError):  # a codec that gives up on the stream (not a bad byte: those are rejects)
+            raise InputError(
+                f"{self.src.name}: cannot read as text: {exc}.",
+                "Set source.encoding in the mapping to the file's encoding.",
+            ) from exc
+        if isinstance(exc, zlib.error):
+            raise InputError(
+                f"{self.src.name}: cannot read: the gzip data is corrupt ({exc}).",
+                "Check that the file is complete and of the format its name says.",
+            ) from exc
         if isinstance(exc, (OSError, EOFError)):
             why = getattr(exc, "strerror", None) or str(exc)
             raise InputError(
@@ -119,28 +135,120 @@ def _format_of(path: Path, opts: SourceOptions) -> str:
 def _open_bin(path: Path) -> gzip.GzipFile | io.BufferedReader:
     """Binary stream of the file, gunzipped if its name ends in .gz, past a UTF-8 BOM."""
     stream = gzip.open(path, "rb") if is_gzipped(path) else open(path, "rb")
-    if stream.peek(3)[:3] == _BOM:
-        stream.read(3)
+    try:
+        if stream.peek(3)[:3] == _BOM:
+            stream.read(3)
+    except BaseException:
+        stream.close()
+        raise
     return stream
 
 
-def _open_text(src: Source, encoding: str) -> io.TextIOWrapper:
+def text_encoding(path: Path, declared: str) -> str:
+    """The encoding to read with: a byte-order mark (UTF-8, UTF-16 LE or BE) wins over `declared`."""
+    with gzip.open(path, "rb") if is_gzipped(path) else open(path, "rb") as f:
+        start = f.read(3)
+    if start.startswith(_BOM):
+        return "utf-8"
+    if start[:2] in _UTF16_BOMS:
+        return "utf-16"  # Python's utf-16 codec reads the mark, takes its byte order and drops it
+    if codecs.lookup(declared).name in ("utf-16", "utf-32"):
+        raise InputError(
+            f"{path}: source.encoding is {declared} but the file does not start with a byte-order mark.",
+            f"Set source.encoding to {codecs.lookup(declared).name}-le or {codecs.lookup(declared).name}-be.",
+        )
+    return declared
+
+
+def _open_text(src: Source, encoding: str, errors: str = "strict") -> io.TextIOWrapper:
     codecs.lookup(encoding)  # an unknown name fails here, before a file is open
-    return io.TextIOWrapper(_open_bin(src.path), encoding=encoding, newline="", errors="strict")
+    return io.TextIOWrapper(_open_bin(src.path), encoding=encoding, newline="", errors=errors)
+
+
+def bounded_lines(f: io.TextIOBase, name: str, first: int = 1) -> Iterator[str]:
+    """The stream's lines (ends kept; CR, LF and CRLF end a line); one over 16 MiB is an InputError."""
+    for no in itertools.count(first):
+        line = f.readline(MAX_LINE + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE and line[-1] not in "\r\n":
+            raise _long_line(name, no)
+        yield line
+
+
+def _long_line(name: str, line: int) -> InputError:
+    if line == 1:
+        return InputError(
+            f"{name}: the file has no line break in its first 16 MiB.",
+            "Check that the file is a text export of the format its name says.",
+        )
+    return InputError(f"{name}: line {line} is longer than 16 MiB.", "Check that the file is complete and not binary.")
+
+
+def undecoded_reason(text: str, encoding: str, where: str = "column") -> str | None:
+    """Why a cell or line decoded with errors="surrogateescape" is not valid text, or None when it is."""
+    hit = UNDECODED.search(text)
+    if hit is None:
+        return None
+    code = ord(hit.group()) - 0xDC00
+    byte = f"byte 0x{code:02X}" if 0x80 <= code <= 0xFF else "a lone surrogate"
+    label = "UTF-8" if codecs.lookup(encoding).name == "utf-8" else encoding
+    return f"not valid {label} ({byte} at {where}); set source.encoding"
+
+
+def clean_text(text: str) -> str:
+    """The text with undecodable bytes shown as U+FFFD, so that it can be written as UTF-8."""
+    return UNDECODED.sub("\ufffd", text)
 
 
 def _decode_error(src: Source, encoding: str, line: int | None = None) -> InputError:
-    if line is None:  # find the first physical line that does not decode
-        dec = codecs.getincrementaldecoder(encoding)()
-        with _open_bin(src.path) as f:
-            for no, raw in enumerate(f, 1):
-                try:
-                    dec.decode(raw)
-                except UnicodeDecodeError:
-                    line = no
-                    break
+    if line is None:  # find the first physical line that does not decode (reading at most 16 MiB a line)
+        try:
+            with _open_text(src, encoding, "surrogateescape") as f:
+                for no, text in enumerate(bounded_lines(f, src.name), 1):
+                    if UNDECODED.search(text):
+                        line = no
+                        break
+        except (InputError, UnicodeError):
+            pass
     where = f"line {line}" if line else "somewhere"
     return InputError(f"{src.name}: {where} is not valid {encoding} text.", _ENC_HINT)
+
+
+def drop_footer(chunks: Iterable[Chunk], count: int) -> Iterator[Chunk]:
+    """The chunks without the last `count` rows of the file, good or bad (SPEC 12 `skip_footer`).
+
+    Holds back chunks until `count` later rows are known, so memory stays at about two chunks.
+    """
+    if count <= 0:
+        yield from chunks
+        return
+    held: list[Chunk] = []
+    for chunk in chunks:
+        held.append(chunk)
+        while len(held) > 1 and sum(_items(c) for c in held[1:]) >= count:
+            yield held.pop(0)
+    lines = sorted(itertools.chain.from_iterable([*c.lines.tolist(), *(b.line for b in c.bad)] for c in held))
+    if len(lines) <= count:
+        return
+    cut = lines[-count]  # the first footer line
+    for c in held:
+        keep = c.lines < cut
+        bad = [b for b in c.bad if b.line < cut]
+        if keep.any() or bad:
+            mask = pa.array(keep)
+            yield Chunk(
+                c.source,
+                c.columns,
+                c.table.filter(mask),
+                c.lines[keep],
+                {k: m[keep] for k, m in c.numeric.items()},
+                bad,
+            )
+
+
+def _items(chunk: Chunk) -> int:
+    return len(chunk.lines) + len(chunk.bad)
 
 
 def _check_names(raw: Sequence[str], src: Source, line: int | None) -> list[str]:

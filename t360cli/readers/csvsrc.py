@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import itertools
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -17,16 +19,20 @@ import pyarrow.csv as pacsv
 
 from t360cli.errors import InputError
 from t360cli.readers.base import (
+    UNDECODED,
     BadRow,
     Chunk,
     Source,
     SourceOptions,
     _check_names,
-    _decode_error,
     _open_text,
     _ragged,
     _text_table,
+    bounded_lines,
+    clean_text,
     is_gzipped,
+    text_encoding,
+    undecoded_reason,
 )
 
 if TYPE_CHECKING:
@@ -40,15 +46,19 @@ class _Head:
     names: list[str]
     delimiter: str
     encoding: str
-    skip: int  # records up to and including the header (blank lines before it count)
+    skip: int  # physical lines up to and including the header (title and blank lines above it count)
 
 
 @dataclass
 class _Position:
-    """How far the fast reader got: records read (blank ones too) and the next record's line."""
+    """How far the fast reader got: records read after the header (blank ones too) and the next record's line."""
 
-    records: int = 0
-    line: int = 1
+    records: int
+    line: int
+
+
+_DELIMITERS = ",;\t|"
+_HEADER_MAX = 1 << 20  # characters a quoted header may span
 
 
 class _SlowPath(Exception):
@@ -56,38 +66,108 @@ class _SlowPath(Exception):
 
 
 def _sniff(line: str) -> str:
-    counts = {d: line.count(d) for d in ",;\t|"}
+    counts = {d: line.count(d) for d in _DELIMITERS}
     return max(counts, key=counts.__getitem__)  # first of the maxima: ',' wins a tie
 
 
+def _shown(delim: str) -> str:
+    return "\\t" if delim == "\t" else delim
+
+
+def _slip(names: list[str], delim: str) -> str | None:
+    """The other delimiter a one-column header holds (`Date;Amount` read with ','), or None."""
+    if len(names) != 1:
+        return None
+    counts = {d: names[0].count(d) for d in _DELIMITERS if d != delim}
+    best = max(counts, key=counts.__getitem__)
+    return best if counts[best] else None
+
+
+def _header_lines(src: Source, f: io.TextIOBase, header_row: int) -> tuple[int, str, Iterator[str]]:
+    """(physical line of the header, its text, the lines after it): at or below header_row, first non-blank."""
+    lines = bounded_lines(f, src.name)
+    no = 0
+    for no, line in enumerate(lines, 1):
+        if no >= header_row and line.strip():
+            return no, line, lines
+    if header_row > 1:
+        raise InputError(
+            f"{src.name}: no header at or below line {header_row}: the file has {no} lines.",
+            "Check source.header_row in the mapping.",
+        )
+    raise InputError(f"{src.name}: the file is empty.", "Expected a header line.")
+
+
 def _csv_head(src: Source, opts: SourceOptions) -> _Head:
-    enc = opts.encoding
-    try:
-        with _open_text(src, enc) as f:
-            skipped = 0
-            for line in f:
-                if line.strip():
-                    break
-                skipped += 1
-            else:
-                raise InputError(f"{src.name}: the file is empty.", "Expected a header line.")
-            delim = opts.delimiter or ("\t" if src.format == "tsv" else _sniff(line))
-            rd = csv.reader(itertools.chain([line], f), delimiter=delim)
-            names = _check_names(next(rd), src, skipped + 1)
-    except UnicodeDecodeError as e:
-        raise _decode_error(src, enc) from e
-    return _Head(names, delim, enc, skipped + 1)
+    enc = text_encoding(src.path, opts.encoding)
+    with _open_text(src, enc, "surrogateescape") as f:
+        line_no, line, rest = _header_lines(src, f, opts.header_row)
+        bad = undecoded_reason(line, enc, "line " + str(line_no))
+        if bad:
+            raise InputError(f"{src.name}: the header is {bad}.", "Save the file as UTF-8 or name its encoding.")
+        delim = opts.delimiter or ("\t" if src.format == "tsv" else _sniff(line))
+        rd = csv.reader(_capped(itertools.chain([line], rest), src, line_no), delimiter=delim)
+        try:
+            names = _check_names(next(rd), src, line_no)
+        except csv.Error as e:
+            raise InputError(f"{src.name}: line {line_no}: cannot split the header: {e}.") from e
+    other = _slip(names, delim)
+    if other:
+        raise InputError(
+            f"{src.name}: line {line_no}: the header contains '{_shown(other)}': "
+            f'set source.delimiter: "{_shown(other)}".',
+            f"It is read with '{_shown(delim)}' as the delimiter and so has a single column.",
+        )
+    return _Head(names, delim, enc, line_no + rd.line_num - 1)
+
+
+def _capped(lines: Iterator[str], src: Source, line_no: int) -> Iterator[str]:
+    """The lines of the header record, refusing one that spans more than 1 MiB (an unclosed quote)."""
+    size = 0
+    for line in lines:
+        size += len(line)
+        if size > _HEADER_MAX:
+            raise InputError(
+                f"{src.name}: line {line_no}: the header does not end within 1 MiB.",
+                "Check for an unclosed quote in the header.",
+            )
+        yield line
+
+
+def _find_header_row(src: Source, opts: SourceOptions, scan: int = 50) -> int:
+    """The 1-based line of the header below a title block: the first line whose cells are mostly
+    non-empty text and that the next non-blank lines match in width; 1 when none does."""
+    enc = text_encoding(src.path, opts.encoding)
+    with _open_text(src, enc, "surrogateescape") as f:
+        found = [(no, t) for no, t in zip(range(1, scan + 1), bounded_lines(f, src.name), strict=False)]
+    texts = [(no, t) for no, t in found if t.strip()]
+    if not texts:
+        return 1
+    delim = opts.delimiter or ("\t" if src.format == "tsv" else _sniff(max((t for _, t in texts), key=len)))
+    rows = [(no, next(csv.reader([t], delimiter=delim), [])) for no, t in texts]
+    for i, (no, cells) in enumerate(rows):
+        filled = [c.strip() for c in cells if c.strip()]
+        wordy = [c for c in filled if not _NUMBER.fullmatch(c)]
+        if len(cells) < 2 or len(filled) * 2 <= len(cells) or len(wordy) * 2 <= len(cells):
+            continue
+        after = [len(c) for _, c in rows[i + 1 : i + 4]]
+        if after and all(w == len(cells) for w in after):
+            return no
+    return texts[0][0]
+
+
+_NUMBER = re.compile(r"[-+]?[0-9.,\s]+%?")
 
 
 def _read_csv(src: Source, opts: SourceOptions, size: int) -> Iterator[Chunk]:
     head = _csv_head(src, opts)
     out = _Emitter(src, head.names, size)
-    position = _Position()
+    position = _Position(0, head.skip + 1)
     try:
         for table, lines in _csv_fast(src, head, position):
             yield from out.add(table, lines)
     except _SlowPath:
-        for table, lines, bad in _csv_slow(src, head, max(head.skip, position.records), size):
+        for table, lines, bad in _csv_slow(src, head, position.records, size):
             yield from out.add(table, lines, bad)
     yield from out.flush()
 
@@ -95,24 +175,19 @@ def _read_csv(src: Source, opts: SourceOptions, size: int) -> Iterator[Chunk]:
 def _csv_fast(src: Source, head: _Head, position: _Position) -> Iterator[tuple[pa.Table, Lines]]:
     """pyarrow's streaming reader; raises _SlowPath on a ragged row or a decoding failure."""
     keys = [f"c{i}" for i in range(len(head.names))]
-    invalid: list[int] = []
-
-    def on_invalid(row: object) -> str:
-        invalid.append(1)
-        return "skip"
-
+    # no invalid_row_handler: pyarrow decodes the row for it and a bad byte there is an "Exception ignored"
+    # on stderr; a ragged row raises ArrowInvalid instead, which sends us to the exact path all the same
     stream = pa.input_stream(str(src.path), compression="gzip" if is_gzipped(src.path) else None)
     try:
         reader = pacsv.open_csv(
             stream,
             read_options=pacsv.ReadOptions(
-                column_names=keys, block_size=1 << 20, encoding=_arrow_encoding(head.encoding)
+                column_names=keys, block_size=1 << 20, encoding=_arrow_encoding(head.encoding), skip_rows=head.skip
             ),
             parse_options=pacsv.ParseOptions(
                 delimiter=head.delimiter,
                 newlines_in_values=True,
                 ignore_empty_lines=False,
-                invalid_row_handler=on_invalid,
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(keys, pa.string()),
@@ -121,8 +196,6 @@ def _csv_fast(src: Source, head: _Head, position: _Position) -> Iterator[tuple[p
             ),
         )
         for batch in reader:
-            if invalid:
-                raise _SlowPath
             yield from _fast_batch(batch, head, position)
     except (pa.ArrowException, UnicodeError, ValueError, OSError, EOFError) as e:
         raise _SlowPath from e
@@ -149,7 +222,6 @@ def _fast_batch(batch: pa.RecordBatch, head: _Head, position: _Position) -> Iter
     before = np.concatenate(([0], np.cumsum(breaks)[:-1]))
     lines = position.line + np.arange(n, dtype=np.int64) + before
     keep = length > 0
-    keep[: max(0, head.skip - position.records)] = False
     position.records += n
     position.line = int(lines[-1] + 1 + breaks[-1])
     table = pa.Table.from_batches([batch]).rename_columns(head.names)
@@ -174,22 +246,32 @@ def _text_bytes(col: pa.Array) -> bytes:
 
 
 def _csv_slow(src: Source, head: _Head, skip: int, size: int) -> Iterator[tuple[pa.Table, Lines, list[BadRow]]]:
-    """Exact reading with the csv module from the start of the file, past `skip` records."""
+    """Exact reading with the csv module, past the header and `skip` more records.
+
+    Bytes that do not decode make their row a BadRow (`not valid UTF-8 (byte 0xE9 at column 3)`).
+    """
     csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
     names, n = head.names, len(head.names)
     cols: list[list[str]] = [[] for _ in range(n)]
     lines: list[int] = []
     bad: list[BadRow] = []
-    with _open_text(src, head.encoding) as f:
-        reader = csv.reader(f, delimiter=head.delimiter)
-        prev = 0
-        for k, rec in enumerate(_guarded(reader, src, head.encoding)):
-            start, prev = prev + 1, reader.line_num
+    with _open_text(src, head.encoding, "surrogateescape") as f:
+        physical = bounded_lines(f, src.name)
+        for _ in itertools.islice(physical, head.skip):
+            pass
+        reader = csv.reader(physical, delimiter=head.delimiter)
+        prev = head.skip
+        for k, rec in enumerate(_guarded(reader, src, head.skip)):
+            start, prev = prev + 1, head.skip + reader.line_num
             if k < skip or not any(rec):
                 continue
             if len(rec) != n:
                 if "".join(rec).strip():  # a stray line of spaces is not a bad row
-                    bad.append(_ragged(rec, names, start))
+                    bad.append(_ragged([clean_text(c) for c in rec], names, start))
+                continue
+            why = _undecoded(rec, head.encoding)
+            if why:
+                bad.append(BadRow(start, why, {name: clean_text(c) for name, c in zip(names, rec, strict=True)}))
                 continue
             for col, cell in zip(cols, rec, strict=True):
                 col.append(cell)
@@ -200,19 +282,28 @@ def _csv_slow(src: Source, head: _Head, skip: int, size: int) -> Iterator[tuple[
     yield _text_table(names, cols), np.array(lines, np.int64), bad
 
 
-def _guarded(reader: _csv.Reader, src: Source, encoding: str) -> Iterator[list[str]]:
-    """The reader's records; a decoding or quoting failure becomes an InputError naming the line."""
+def _undecoded(rec: list[str], encoding: str) -> str | None:
+    """Why a record holds bytes that do not decode, naming the first such column; None when it decodes."""
+    if not UNDECODED.search("".join(rec)):
+        return None
+    for i, cell in enumerate(rec, 1):
+        why = undecoded_reason(cell, encoding, f"column {i}")
+        if why:
+            return why
+    return None  # pragma: no cover
+
+
+def _guarded(reader: _csv.Reader, src: Source, offset: int) -> Iterator[list[str]]:
+    """The reader's records; a quoting failure becomes an InputError naming the line."""
     it = iter(reader)
     while True:
         try:
             rec = next(it)
         except StopIteration:
             return
-        except UnicodeDecodeError as e:
-            raise _decode_error(src, encoding) from e
         except csv.Error as e:
             raise InputError(
-                f"{src.name}: line {reader.line_num}: cannot split into cells: {e}.",
+                f"{src.name}: line {offset + reader.line_num}: cannot split into cells: {e}.",
                 "Check the quoting around that line.",
             ) from e
         yield rec

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import io
 import itertools
 import json
@@ -14,7 +13,20 @@ import numpy as np
 import numpy.typing as npt
 
 from t360cli.errors import InputError
-from t360cli.readers.base import BadRow, Chunk, Source, SourceOptions, _decode_error, _open_bin, _open_text, _text_table
+from t360cli.readers.base import (
+    MAX_LINE,
+    UNDECODED,
+    BadRow,
+    Chunk,
+    Source,
+    SourceOptions,
+    _decode_error,
+    _open_text,
+    _text_table,
+    bounded_lines,
+    text_encoding,
+    undecoded_reason,
+)
 
 
 class _Num(str):
@@ -28,6 +40,30 @@ Item = tuple[int, JsonObject | BadRow]  # (line or record number, the record or 
 
 _DECODER = json.JSONDecoder(parse_float=_Num, parse_int=_Num)
 _WS = re.compile(r"[ \t\n\r]*")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+MAX_DEPTH = 64  # a record nested deeper is not data (and would strain the recursive helpers)
+
+
+def _record_problem(text: str, obj: object) -> str | None:
+    """Why a decoded record cannot be sent: a lone surrogate (`"\\ud800"`), or nesting too deep."""
+    if text.count("[") + text.count("{") > MAX_DEPTH and _depth(obj) > MAX_DEPTH:
+        return f"nested more than {MAX_DEPTH} levels deep"
+    if _SURROGATE_ESCAPE.search(text) and UNDECODED.search(json.dumps(obj, ensure_ascii=False)):
+        return "holds a lone surrogate (such as \\ud800), which cannot be sent as UTF-8"
+    return None
+
+
+def _depth(obj: object) -> int:
+    """Nesting depth of a decoded value, without recursion."""
+    deepest, todo = 0, [(obj, 1)]
+    while todo:
+        value, level = todo.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, level)
+            if level > MAX_DEPTH:
+                return level
+            todo.extend((v, level + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return deepest
 
 
 def _compact(value: object) -> str:
@@ -90,25 +126,29 @@ def _json_chunks(src: Source, objs: Iterator[Item], size: int) -> Iterator[Chunk
 
 def _jsonl_objects(src: Source, opts: SourceOptions) -> Iterator[Item]:
     """(line, object) per non-blank line; a BadRow in place of a line that is not a JSON object."""
-    enc = opts.encoding
-    codecs.lookup(enc)  # an unknown name fails here, before a file is open
-    with _open_bin(src.path) as f:
-        for no, raw in enumerate(f, 1):
-            try:
-                text = raw.decode(enc)
-            except UnicodeDecodeError as e:
-                raise _decode_error(src, enc, no) from e
+    enc = text_encoding(src.path, opts.encoding)
+    with _open_text(src, enc, "surrogateescape") as f:
+        for no, text in enumerate(bounded_lines(f, src.name), 1):
             if not text.strip():
+                continue
+            if UNDECODED.search(text):
+                at = UNDECODED.search(text)
+                col = at.start() + 1 if at else 0
+                yield no, BadRow(no, undecoded_reason(text, enc, f"column {col}") or "not valid text", {})
                 continue
             try:
                 obj = _DECODER.decode(text)
             except json.JSONDecodeError as e:
                 yield no, BadRow(no, f"not valid JSON: {e.msg} at column {e.colno}", {})
                 continue
+            except RecursionError:
+                yield no, BadRow(no, "not valid JSON: nested too deeply", {})
+                continue
             if type(obj) is not dict:
                 yield no, BadRow(no, f"not a JSON object but {_kind(obj)}", {})
                 continue
-            yield no, obj
+            why = _record_problem(text, obj)
+            yield no, (BadRow(no, why, {}) if why else obj)
 
 
 def _kind(value: object) -> str:
@@ -128,7 +168,7 @@ def _read_json(src: Source, opts: SourceOptions, size: int) -> Iterator[Chunk]:
 
 
 def _json_objects(src: Source, opts: SourceOptions) -> Iterator[Item]:
-    enc = opts.encoding
+    enc = text_encoding(src.path, opts.encoding)
     try:
         with _open_text(src, enc) as f:
             yield from _JsonArray(f, src.name)
@@ -166,12 +206,16 @@ class _JsonArray:
         if self._peek() == "]":
             return
         for idx in itertools.count(1):
+            start = self.pos
             obj = self._value(idx)
             if type(obj) is not dict:
                 raise self._fail(f"record {idx} is {_kind(obj)}, not an object")
-            yield idx, obj
+            why = _record_problem(self.buf[start : self.pos], obj)
+            yield idx, (BadRow(idx, why, {}) if why else obj)
             c = self._peek()
             self.pos += 1
+            if not c:
+                raise self._fail(f"the file ends after record {idx}, without the closing ']' (is it truncated?)")
             if c == "]":
                 if self._peek():
                     raise self._fail(f"unexpected text after the array's closing ']' (after record {idx})")
@@ -185,7 +229,15 @@ class _JsonArray:
             try:
                 obj, self.pos = _DECODER.raw_decode(self.buf, self.pos)
                 return obj
+            except RecursionError as e:
+                raise self._fail(f"record {idx} is nested too deeply") from e
             except json.JSONDecodeError as e:
                 cut = e.pos >= len(self.buf) - 16 or e.msg.startswith("Unterminated string")
-                if not (cut and self._more()):  # a real error, not the end of what was read so far
-                    raise self._fail(f"record {idx} is not valid JSON: {e.msg}") from e
+                if cut and len(self.buf) - self.pos > MAX_LINE:
+                    raise self._fail(f"record {idx} is larger than 16 MiB") from e
+                at_end = e.pos >= len(self.buf) - 1 or e.msg.startswith("Unterminated")
+                if cut and self._more():
+                    continue
+                if at_end:
+                    raise self._fail(f"the file ends inside record {idx} (is it truncated?)") from e
+                raise self._fail(f"record {idx} is not valid JSON: {e.msg}") from e

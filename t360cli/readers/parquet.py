@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,21 @@ import pyarrow.compute as pc
 
 from t360cli.errors import InputError
 from t360cli.readers.base import Chunk, Source, SourceOptions, _check_names, float_column, is_gzipped
+
+MAX_GUNZIPPED = 2 << 30  # a .parquet.gz is gunzipped to a temporary file of at most 2 GiB (a gzip bomb stops here)
+
+
+def _gunzip_to(src: Source, out: IO[bytes]) -> None:
+    copied = 0
+    with gzip.open(src.path, "rb") as gunzipped:
+        while block := gunzipped.read(1 << 20):
+            copied += len(block)
+            if copied > MAX_GUNZIPPED:
+                raise InputError(
+                    f"{src.name}: inflates to more than 2 GiB.",
+                    "Give the .parquet file uncompressed (Parquet compresses its own columns).",
+                )
+            out.write(block)
 
 
 class _parquet_file:
@@ -33,13 +47,16 @@ class _parquet_file:
         target: Path | IO[bytes] = self.src.path
         if is_gzipped(self.src.path):
             self.tmp = tempfile.TemporaryFile()
-            with gzip.open(self.src.path, "rb") as gunzipped:
-                shutil.copyfileobj(gunzipped, self.tmp, 1 << 20)
+            try:
+                _gunzip_to(self.src, self.tmp)
+            except BaseException:
+                self.__exit__()
+                raise
             self.tmp.seek(0)
             target = self.tmp
         try:
             self.pf = pq.ParquetFile(target)
-        except pa.ArrowException as e:
+        except (pa.ArrowException, ValueError, IndexError, OverflowError) as e:
             self.__exit__()
             raise InputError(f"{self.src.name}: not a readable Parquet file: {e}.") from e
         return self.pf
@@ -53,8 +70,8 @@ class _parquet_file:
 def _read_parquet(src: Source, opts: SourceOptions, size: int) -> Iterator[Chunk]:
     try:
         yield from _parquet_chunks(src, size)
-    except pa.ArrowException as e:
-        raise InputError(f"{src.name}: cannot read: {e}.") from e
+    except (pa.ArrowException, ValueError, IndexError, OverflowError) as e:
+        raise InputError(f"{src.name}: cannot read as Parquet: {e}.", "Check that the file is complete.") from e
 
 
 def _parquet_chunks(src: Source, size: int) -> Iterator[Chunk]:
