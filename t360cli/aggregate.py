@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from t360cli.mapping.spec import AggregateSpec, Mapping
+from t360cli.tally import EXACT
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class Aggregator:
         if len(self.parts) > 1:
             for i in range(len(self.spec.sum)):
                 scale = max(p.schema.field(f"s{i}").type.scale for p in self.parts)
-                wide = pa.decimal128(38, scale)
+                wide = pa.decimal256(76, scale)
                 self.parts = [
                     p.set_column(p.schema.get_field_index(f"s{i}"), f"s{i}", p.column(f"s{i}").cast(wide))
                     for p in self.parts
@@ -112,14 +113,14 @@ def _decimal(col: pa.Array) -> tuple[pa.Array, pa.Array]:
     dot = pc.find_substring(col, ".")
     frac = pc.if_else(pc.less(dot, 0), 0, pc.subtract(pc.subtract(pc.utf8_length(col), dot), 1))
     scale = max(int(pc.max(frac).as_py() or 0), 0)
-    return pc.cast(col, pa.decimal128(38, scale)), frac
+    return pc.cast(col, pa.decimal256(76, scale)), frac
 
 
 def _text(value: Decimal | None, places: int | None) -> str:
     """A sum written with the widest precision its group's values had (0.10 + 0.2 = 0.30)."""
     if value is None:  # every value of the group was empty
         return "0"
-    return format(value.quantize(Decimal(1).scaleb(-(places or 0))), "f")
+    return format(EXACT.quantize(value, Decimal(1).scaleb(-(places or 0))), "f")
 
 
 def _group_id(key: tuple[Any, ...]) -> str:
