@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 import time
-from dataclasses import dataclass, replace
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, Literal
 
 from t360cli import readers
 from t360cli.config import Settings, host_of
@@ -73,9 +76,17 @@ class InputFile:
     size: int
 
 
+RunState = Literal["complete", "rejects", "incomplete", "interrupted"]
+
+
 @dataclass(frozen=True)
 class RunStatus:
-    """A run as its progress log tells it; `ui` renders it as lines or as JSON."""
+    """A run as its progress log tells it; `ui` renders it as lines or as JSON.
+
+    state: complete (every batch acknowledged, no reject), rejects (delivered, some rows
+    rejected), incomplete (failed or unsent batches), interrupted (no summary after its last
+    batch, or exit 130). `command` finishes a run that is not complete: the command line the
+    header recorded, else one rebuilt from its inputs (a rerun of it resumes)."""
 
     log_path: Path
     kind: str | None
@@ -86,6 +97,10 @@ class RunStatus:
     batches_failed: int
     records_pending: int
     last_summary: dict[str, object] | None  # the last finished run's report, as the log holds it
+    state: RunState = "complete"
+    command: str = ""
+    records_acknowledged: int = 0
+    failed_causes: dict[str, int] = field(default_factory=dict)  # error of each failed batch -> batches
 
     def to_json(self) -> dict[str, object]:
         """The last report (or the kind and log) with what the log says of the batches."""
@@ -95,23 +110,72 @@ class RunStatus:
             "batches_acknowledged_in_log": self.batches_acknowledged,
             "batches_failed_in_log": self.batches_failed,
             "records_pending": self.records_pending,
+            "records_acknowledged_in_log": self.records_acknowledged,
             "finished": self.last_summary is not None,
+            "state": self.state,
+            "failed_causes_in_log": self.failed_causes,
+            "command": None if self.state in ("complete", "rejects") else self.command,
         }
 
 
 def status(log_path: Path) -> RunStatus:
+    """What a progress log says; a LogError (exit 2, one sentence naming the file) if it is malformed."""
     header, entries = read_log(log_path)
     latest = latest_entries(entries)
     summaries: list[dict[str, object]] = [line["summary"] for line in entries if "summary" in line]
     failed: list[LogEntry] = [line for line in latest.values() if line.get("status") != "acked"]
+    last_batch = max((n for n, line in enumerate(entries) if line.get("index", -1) >= 0), default=-1)
+    last_summary = max((n for n, line in enumerate(entries) if "summary" in line), default=-1)
+    summary = summaries[-1] if summaries else None
     return RunStatus(
         log_path=log_path,
         kind=header.get("kind"),
         started_at=header.get("started_at"),
         host=header.get("host"),
-        files=[InputFile(recorded["path"], recorded["size"]) for recorded in header.get("files", [])],
+        files=[InputFile(recorded["path"], recorded.get("size", 0)) for recorded in header.get("files", [])],
         batches_acknowledged=len(latest) - len(failed),
         batches_failed=len(failed),
-        records_pending=sum(hi - lo for line in failed for lo, hi in line.get("pending", [])),
-        last_summary=summaries[-1] if summaries else None,
+        records_pending=sum(_span(pair) for line in failed for pair in _pairs(line.get("pending"))),
+        last_summary=summary,
+        state=_state(summary, last_batch > last_summary, len(failed)),
+        command=finishing_command(header, log_path),
+        records_acknowledged=sum(
+            _int(line.get("records")) for line in latest.values() if line.get("status") == "acked"
+        ),
+        failed_causes=dict(Counter(str(line.get("error") or "no answer recorded") for line in failed)),
     )
+
+
+def _state(summary: dict[str, Any] | None, batches_after_summary: bool, failed: int) -> RunState:
+    if summary is None or batches_after_summary or summary.get("exit_code") == 130:
+        return "interrupted"
+    if failed or summary.get("exit_code") in (3, 4) or _int(summary.get("batches_failed")):
+        return "incomplete"
+    if _int(summary.get("rows_rejected")) or summary.get("exit_code") == 1:
+        return "rejects"
+    return "complete"
+
+
+def finishing_command(header: LogHeader, log_path: Path) -> str:
+    """The header's command line, else `t360 upload FILES -m MAPPING --log LOG` (a rerun resumes)."""
+    recorded = header.get("command")
+    if isinstance(recorded, list) and recorded and all(isinstance(part, str) for part in recorded):
+        return shlex.join(recorded)
+    if isinstance(recorded, str) and recorded.strip():
+        return recorded
+    words = ["t360", "upload", *(str(f.get("path")) for f in header.get("files", [])), "-m", str(header.get("mapping"))]
+    if isinstance(header.get("limit"), int):
+        words += ["--limit", str(header["limit"])]
+    return shlex.join([*words, "--log", str(log_path)])
+
+
+def _int(value: object) -> int:
+    return value if type(value) is int else 0
+
+
+def _pairs(value: object) -> list[list[int]]:
+    return [pair for pair in value if isinstance(pair, list) and len(pair) == 2] if isinstance(value, list) else []
+
+
+def _span(pair: list[int]) -> int:
+    return _int(pair[1]) - _int(pair[0])

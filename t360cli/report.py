@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
+import shutil
+import stat
+import tempfile
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 import orjson
 
-from t360cli.files import write_atomic
-from t360cli.tally import Counts
+from t360cli.files import PRIVATE, WriteFailed, write_user_file
+from t360cli.tally import Counts, ReasonCount
 
 if TYPE_CHECKING:
     from _csv import Writer
@@ -21,9 +25,11 @@ if TYPE_CHECKING:
 class RejectsWriter:
     """CSV of rejected rows: source_file, source_line, reason, then the original columns.
 
-    Created on the first reject only. Columns are the union of the inputs' headers in
-    order of first appearance; a column first seen later (JSONL) is added by a rewrite
-    at close.
+    Created on the first reject only, as a private (0600) temporary file beside `path`
+    that `close` puts in place: a regular or absent `path` is replaced atomically; a
+    symlink or a FIFO is written through, in place, as a shell redirection would (SPEC 11).
+    Columns are the union of the inputs' headers in order of first appearance; a column
+    first seen later (JSONL) is added by a rewrite at close.
     """
 
     FIXED = ["source_file", "source_line", "reason"]
@@ -35,20 +41,30 @@ class RejectsWriter:
         self._last: tuple[int, int] = (-1, -1)
         self._unsorted = False
         self._file: IO[str] | None = None
+        self._tmp: Path | None = None
         self._writer: Writer | None = None
         self._grew = False
         self._lock = threading.Lock()  # the sender's refusals arrive from another thread
 
     def write(self, source: str, line: int, reason: str, cells: dict[str, object]) -> None:
         with self._lock:
-            self._write(source, line, reason, cells)
+            try:
+                self._write(source, line, reason, cells)
+            except OSError as exc:
+                raise WriteFailed.from_os_error(self.path, exc) from exc
+
+    def _open(self) -> Writer:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")  # 0600
+        self._tmp = Path(name)
+        self._file = open(fd, "w", encoding="utf-8", newline="")  # noqa: SIM115 (closed by close())
+        writer = csv.writer(self._file)
+        writer.writerow(self.FIXED + self.columns)
+        return writer
 
     def _write(self, source: str, line: int, reason: str, cells: dict[str, object]) -> None:
         if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
-            self._writer = csv.writer(self._file)
-            self._writer.writerow(self.FIXED + self.columns)
+            self._writer = self._open()
         for key in cells:
             if key not in self.columns:
                 self.columns.append(key)
@@ -60,21 +76,34 @@ class RejectsWriter:
         self._writer.writerow(row)
 
     def close(self) -> Path | None:
-        if self._file is None:
+        """Put the file in place; its path, or None when nothing was rejected."""
+        if self._file is None or self._tmp is None:
             return None
-        self._file.close()
-        if self._grew or self._unsorted:
-            self._rewrite()
+        tmp = self._tmp
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            if self._grew or self._unsorted:
+                self._rewrite(tmp)
+            _put_in_place(tmp, self.path)
+        except OSError as exc:
+            raise WriteFailed.from_os_error(self.path, exc) from exc
+        finally:
+            self._file = None
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         return self.path
 
     def _key(self, source: str, line: int) -> tuple[int, int]:
         """(file order, line): the inputs' order, else order of first appearance."""
         return (self.files.setdefault(source, len(self.files)), int(line))
 
-    def _rewrite(self) -> None:
+    def _rewrite(self, path: Path) -> None:
         width = len(self.FIXED) + len(self.columns)
-        tmp = self.path.with_suffix(".tmp")
-        with open(self.path, encoding="utf-8", newline="") as src, open(tmp, "w", encoding="utf-8", newline="") as dst:
+        tmp = path.with_name(path.name + ".sorted")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE)
+        with open(path, encoding="utf-8", newline="") as src, open(fd, "w", encoding="utf-8", newline="") as dst:
             rows = csv.reader(src)
             next(rows)
             out = csv.writer(dst)
@@ -83,7 +112,21 @@ class RejectsWriter:
             if self._unsorted:  # stable: a row's several reasons keep their order
                 body.sort(key=lambda r: self._key(r[0], int(r[1])))
             out.writerows(body)
-        os.replace(tmp, self.path)
+        os.replace(tmp, path)
+
+
+def _put_in_place(tmp: Path, path: Path) -> None:
+    """A regular or absent `path` is replaced by `tmp`; a symlink or FIFO is written through."""
+    try:
+        info: os.stat_result | None = os.lstat(path)
+    except FileNotFoundError:
+        info = None
+    if info is None or stat.S_ISREG(info.st_mode):
+        os.replace(tmp, path)
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOCTTY, PRIVATE)
+    with open(fd, "wb") as dst, open(tmp, "rb") as src:
+        shutil.copyfileobj(src, dst, 1 << 20)
 
 
 TotalsJson = dict[str, dict[str, dict[str, str]]]  # eventname -> Currency -> field -> exact decimal text
@@ -106,7 +149,10 @@ class ControlTotals:
 
 @dataclass(frozen=True)
 class Report:
-    """What a run did (SPEC 7); `to_json()` is the `--report` file and the log's summary line."""
+    """What a run did (SPEC 7); `to_json()` is the `--report` file and the log's summary line.
+
+    `failed_causes`: the distinct errors of failed batches, with how many batches each
+    (delivery fills it). `top_reject_reasons` comes from the counts' reason tally."""
 
     kind: str
     dry_run: bool
@@ -117,18 +163,30 @@ class Report:
     duration_s: float
     exit_code: int
     totals: ControlTotals | None
+    failed_causes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def top_reject_reasons(self) -> list[ReasonCount]:
+        """The five most frequent reject rules, with the first row of each (SPEC 10)."""
+        return self.counts.reject_reasons.top(5)
 
     def to_json(self) -> dict[str, object]:
         data: dict[str, object] = {"kind": self.kind, "dry_run": self.dry_run, "files": self.files}
-        data.update(asdict(self.counts))
+        data.update({f.name: getattr(self.counts, f.name) for f in fields(self.counts) if f.name != "reject_reasons"})
         data.update(
             log=self.log,
             rejects=self.rejects,
             duration_s=round(self.duration_s, 3),
             exit_code=self.exit_code,
             totals=self.totals.to_json() if self.totals is not None else None,
+            top_reject_reasons=[reason.to_json() for reason in self.top_reject_reasons],
+            failed_causes=dict(self.failed_causes),
         )
         return data
 
+    def json_bytes(self) -> bytes:
+        return orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2) + b"\n"
+
     def write(self, path: Path) -> None:
-        write_atomic(path, orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2) + b"\n")
+        """`--report PATH`: a regular file replaced atomically, a symlink or FIFO written through."""
+        write_user_file(path, self.json_bytes())

@@ -3,9 +3,11 @@ the rejects waiting to be written in file and line order."""
 
 from __future__ import annotations
 
+import heapq
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any, Protocol
 
 import numpy as np
@@ -13,6 +15,81 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from t360cli.readers import Chunk, Source
+
+# -- reject reasons grouped by field and rule (SPEC 10: the summary's top five) ----------------------
+
+_VALUE = re.compile(r"'.*?'(?= (?:is|does|was) )")  # the cell in "'abc' is not a number"
+_HOLE = "\x00"  # where the value was, until the rule is tidied
+_SPLIT = re.compile(r"; (?=[A-Za-z_][\w.\-]*: )")  # "; " before the next field's name, not "; set format:"
+_TIDY = (
+    (re.compile(_HOLE + " is "), ""),  # "createtime: '03/04' is not ..." -> "createtime: not ..."
+    (re.compile(_HOLE + " "), ""),  # "... 'x' does not match format %d" -> "... does not match format %d"
+    (re.compile(r"^([^:]+: )\d+ characters, at most (\d+)$"), r"\1more than \2 characters"),
+    (re.compile(r"^\d+ cells, the header has (\d+)$"), r"wrong number of cells (the header has \1)"),
+    (re.compile(r"^(not valid JSON: .*) at column \d+$"), r"\1"),
+    (re.compile(r"; set format: in the mapping$"), "; set format:"),
+)
+MAX_RULE_CHARS = 200  # a long server message is cut: memory stays bounded
+
+
+def reason_rules(reason: str) -> list[str]:
+    """A row's reason as its rules, the cell values left out: the keys the summary groups by.
+
+    `Value: 'abc' is not a number; tracking_data: 57 characters, at most 50` gives
+    `["Value: not a number", "tracking_data: more than 50 characters"]`."""
+    text = _VALUE.sub(_HOLE, reason) if "'" in reason else reason
+    rules = _SPLIT.split(text) if "; " in text else [text]
+    out = []
+    for rule in rules:
+        for pattern, replacement in _TIDY:
+            rule = pattern.sub(replacement, rule)
+        out.append(rule.replace(_HOLE, "'...'")[:MAX_RULE_CHARS])
+    return out
+
+
+@dataclass(frozen=True)
+class ReasonCount:
+    """One rule of the reject reasons: how many rows broke it and the first of them."""
+
+    reason: str
+    count: int
+    file: str
+    line: int
+
+    def text(self) -> str:
+        return f"{self.count:,} x {self.reason} (first: {self.file} line {self.line})"
+
+    def to_json(self) -> dict[str, object]:
+        return {"reason": self.reason, "count": self.count, "first_file": self.file, "first_line": self.line}
+
+
+class ReasonTally:
+    """Rejected rows counted per rule as they come: O(1) per reject, at most MAX_GROUPS rules kept."""
+
+    MAX_GROUPS = 1000
+
+    def __init__(self) -> None:
+        self.groups: dict[str, list[Any]] = {}  # rule -> [count, (file index, line), file, line]
+        self.other = 0  # rows of rules beyond MAX_GROUPS (counted, not named)
+
+    def add(self, reason: str, file: str, line: int, file_index: int = 0) -> None:
+        where = (file_index, line)
+        for rule in reason_rules(reason):
+            slot = self.groups.get(rule)
+            if slot is None:
+                if len(self.groups) >= self.MAX_GROUPS:
+                    self.other += 1
+                else:
+                    self.groups[rule] = [1, where, file, line]
+            else:
+                slot[0] += 1
+                if where < slot[1]:  # a later pass (conflicts) may find an earlier line
+                    slot[1:] = [where, file, line]
+
+    def top(self, n: int = 5) -> list[ReasonCount]:
+        """The n most frequent rules; ties go to the one seen first in the inputs."""
+        best = heapq.nsmallest(n, self.groups.items(), key=lambda item: (-item[1][0], item[1][1], item[0]))
+        return [ReasonCount(rule, slot[0], slot[2], slot[3]) for rule, slot in best]
 
 
 @dataclass
@@ -31,9 +108,34 @@ class Counts:
     retries: int = 0
     http_status_counts: dict[str, int] = field(default_factory=dict)
     unattributed_customers: int | None = None
+    reject_reasons: ReasonTally = field(default_factory=ReasonTally, repr=False, compare=False)  # not a count
 
 
 Sums = dict[str, dict[str, dict[str, Decimal]]]  # eventname -> Currency -> field -> sum
+
+
+EXACT = Context(prec=200)  # sums of values of at most 38 significant digits never round
+
+
+def _group_sums(keys: dict[str, pa.Array], col: pa.Array) -> list[tuple[str, str, Decimal]]:
+    """Exact sums of one decimal column per (eventname, Currency), in Arrow while they fit
+    38 digits (the usual case), in Python Decimals otherwise: never an overflow, never a wrap."""
+    dot = pc.find_substring(col, ".")
+    length = pc.utf8_length(col)
+    frac = pc.if_else(pc.less(dot, 0), 0, pc.subtract(pc.subtract(length, dot), 1))
+    whole = pc.if_else(pc.less(dot, 0), length, dot)
+    scale = max(int(pc.max(frac).as_py() or 0), 0)
+    digits = max(int(pc.max(whole).as_py() or 0), 1) + scale + len(str(len(col)))  # room for the sum
+    if digits <= 38:
+        table = pa.table({**keys, "v": pc.cast(col, pa.decimal128(38, scale))}).group_by(["e", "c"])
+        sums = table.aggregate([("v", "sum")])
+        rows = zip(*(sums.column(name).to_pylist() for name in ("e", "c", "v_sum")), strict=True)
+        return [(event, ccy, total) for event, ccy, total in rows if total is not None]
+    out: dict[tuple[str, str], Decimal] = {}
+    for event, ccy, text in zip(keys["e"].to_pylist(), keys["c"].to_pylist(), col.to_pylist(), strict=True):
+        if text is not None:
+            out[(event, ccy)] = EXACT.add(out.get((event, ccy), Decimal(0)), Decimal(text))
+    return [(event, ccy, total) for (event, ccy), total in out.items()]
 
 
 class Totals:
@@ -46,7 +148,7 @@ class Totals:
 
     def _add(self, event: str, ccy: str, name: str, value: Decimal, sign: int = 1) -> None:
         slot = self.sums.setdefault(event, {}).setdefault(ccy, {})
-        slot[name] = slot.get(name, Decimal(0)) + sign * value
+        slot[name] = EXACT.add(slot.get(name, Decimal(0)), EXACT.multiply(sign, value))
         exponent = value.as_tuple().exponent
         if isinstance(exponent, int):
             self.scale[name] = max(self.scale.get(name, 0), -exponent)
@@ -72,14 +174,8 @@ class Totals:
             col = values.get(name)
             if col is None or col.null_count == len(col):
                 continue
-            dot = pc.find_substring(col, ".")
-            frac = pc.if_else(pc.less(dot, 0), 0, pc.subtract(pc.subtract(pc.utf8_length(col), dot), 1))
-            scale = max(int(pc.max(frac).as_py() or 0), 0)
-            dec = pc.cast(col, pa.decimal128(38, scale))
-            table = pa.table({**keys, "v": dec}).group_by(["e", "c"]).aggregate([("v", "sum")])
-            for e, c, s in zip(*(table.column(x).to_pylist() for x in ("e", "c", "v_sum")), strict=True):
-                if s is not None:
-                    self._add(e, c, name, s, sign)
+            for event, ccy, total in _group_sums(keys, col):
+                self._add(event, ccy, name, total, sign)
 
     def add_record(self, record: dict[str, Any], sign: int = 1) -> None:
         """Slow path for single records (server refusals, failed batches)."""
@@ -95,7 +191,7 @@ class Totals:
         return out
 
     def text(self, name: str, value: Decimal) -> str:
-        return format(value.quantize(Decimal(1).scaleb(-self.scale.get(name, 0))), "f")
+        return format(EXACT.quantize(value, Decimal(1).scaleb(-self.scale.get(name, 0))), "f")
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -118,6 +214,7 @@ class RejectBuffer:
 
     def add(self, source: Source, line: int, reason: str, cells: dict[str, Any]) -> None:
         self.counts.rows_rejected += 1
+        self.counts.reject_reasons.add(reason, source.name, line, source.index)
         if self.sink is not None:
             self.held.append((source.index, line, source.name, reason, cells))
 

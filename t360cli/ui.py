@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # pyarrow only once a command runs: cli.main() picks its allo
     from t360cli.replay import RunStatus
     from t360cli.report import Report
     from t360cli.run import RowEstimate
+    from t360cli.runs import RunInfo
     from t360cli.starter import StarterMapping
     from t360cli.tally import Counts
 
@@ -52,6 +53,7 @@ class Terminal:
         self.started = time.monotonic()
         self.last_plain = self.started
         self.dry_run = True
+        self.report: Report | None = None  # the last one finish() was given (`--report -` prints it)
 
     # -- Observer ---------------------------------------------------------------
     def start(self, title: str, dry_run: bool = False, estimate_rows: RowEstimate | None = None) -> None:
@@ -100,6 +102,7 @@ class Terminal:
         self.err.print(text, markup=False)
 
     def finish(self, report: Report) -> None:
+        self.report = report
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
@@ -107,6 +110,8 @@ class Terminal:
             return
         if self.is_tty:
             self.out.print(summary_table(report))
+            for line in why_lines(report):
+                self.out.print(line, markup=False)
         else:
             for line in summary_lines(report):
                 self.out.print(line, markup=False)
@@ -128,6 +133,32 @@ class Terminal:
             return
         for line in status_lines(status):
             self.print(line)
+
+    def show_runs(self, runs_dir: Path, runs: list[RunInfo], as_json: bool) -> int:
+        """`t360 status` without LOG: a table on a terminal, aligned plain lines otherwise; then
+        an error line per log that could not be read. The number of those."""
+        self._list_runs(runs_dir, runs, as_json)
+        unreadable = [run for run in runs if run.state == "unreadable"]
+        for run in unreadable:  # the reason names the file, except for a symlink
+            reason = run.reason or "cannot be read"
+            self.error(reason if reason.startswith(str(run.path)) else f"{run.path}: {reason}")
+        return len(unreadable)
+
+    def _list_runs(self, runs_dir: Path, runs: list[RunInfo], as_json: bool) -> None:
+        if as_json:
+            self.print_json(orjson.dumps([run_json(run) for run in runs], option=orjson.OPT_INDENT_2).decode())
+        elif not runs:
+            self.print(f"no runs in {runs_dir} yet.")
+        elif self.is_tty:
+            table = Table(title=f"t360 runs in {runs_dir} (newest first)")
+            for name in RUN_COLUMNS:
+                table.add_column(name, justify="right" if name in ("rows", "records") else "left")
+            for run in runs:
+                table.add_row(*(Text(cell) for cell in run_cells(run)))
+            self.out.print(table)
+        else:
+            for line in run_lines(runs):
+                self.print(line)
 
     def show_starter(self, starter: StarterMapping) -> None:
         if starter.written_to:
@@ -187,30 +218,100 @@ def summary_table(report: Report) -> Table:
 
 def summary_lines(report: Report) -> list[str]:
     head = f"t360: {_what(report)} of {report.kind} finished, exit {report.exit_code}"
-    return [head] + [f"t360: {label}: {value}" for label, value in _visible(report)]
+    body = [f"t360: {label}: {value}" for label, value in _visible(report)]
+    return [head, *body, *(f"t360: {line}" for line in why_lines(report))]
+
+
+def cause_lines(causes: dict[str, int]) -> list[str]:
+    """`3 x cannot connect to ... (connection refused)`, the most frequent first."""
+    return [f"{seen:,} x {cause}" for cause, seen in sorted(causes.items(), key=lambda item: (-item[1], item[0]))]
+
+
+def why_lines(report: Report) -> list[str]:
+    """SPEC 10: the five most frequent reject reasons and the distinct errors of failed batches."""
+    reasons = [f"reject reason: {reason.text()}" for reason in report.top_reject_reasons]
+    return reasons + [f"failed batches: {line}" for line in cause_lines(report.failed_causes)]
+
+
+def _count(value: object) -> str:
+    return f"{value:,}" if type(value) is int else "-"
 
 
 def status_lines(status: RunStatus) -> list[str]:
-    """`t360 status` in plain text."""
+    """`t360 status LOG` in plain text; a run that is not complete ends with the command that finishes it."""
     files = ", ".join(f"{entry.path} ({entry.size:,} bytes)" for entry in status.files)
     lines = [
         f"log: {status.log_path}",
         f"kind: {status.kind}  started: {status.started_at}  host: {status.host or '-'}",
         f"files: {files}",
-        f"batches: {status.batches_acknowledged:,} acknowledged, {status.batches_failed:,} failed "
-        f"({status.records_pending:,} records pending)",
+        f"state: {status.state}",
     ]
     last = status.last_summary
+    if status.state == "interrupted":  # never "0 records pending", never replay --failed: a rerun resumes
+        return [
+            *lines,
+            f"batches: {status.batches_acknowledged:,} acknowledged ({status.records_acknowledged:,} records)",
+            f"interrupted after {status.records_acknowledged:,} records acknowledged; "
+            "rerun the same command to resume:",
+            f"  {status.command}",
+        ]
+    lines.append(
+        f"batches: {status.batches_acknowledged:,} acknowledged, {status.batches_failed:,} failed "
+        f"({status.records_pending:,} records pending)"
+    )
     if last is not None:
         lines.append(
-            f"last run: exit {last.get('exit_code')}, rows read {last.get('rows_read'):,}, "
-            f"rejected {last.get('rows_rejected'):,}, records sent {last.get('records_sent'):,}"
+            f"last run: exit {last.get('exit_code')}, rows read {_count(last.get('rows_read'))}, "
+            f"rejected {_count(last.get('rows_rejected'))}, records sent {_count(last.get('records_sent'))}"
         )
-    else:
-        lines.append("last run: did not finish (interrupted or killed); run the same upload again to resume.")
-    if status.batches_failed:
-        lines.append(f"to re-send the failed batches: t360 replay {status.log_path} --failed")
+        lines += [f"reject reason: {_reason_text(reason)}" for reason in _reasons(last)]
+    lines += [f"failed batches: {line}" for line in cause_lines(status.failed_causes)]
+    if status.state == "incomplete":
+        lines += ["to finish it (a rerun resumes):", f"  {status.command}"]
+        if status.batches_failed:
+            lines.append(f"to re-send the failed batches: t360 replay {status.log_path} --failed")
+    elif status.state == "rejects" and last is not None and last.get("rejects"):
+        lines.append(f"delivery is complete; the rejected rows are in {last.get('rejects')}")
     return lines
+
+
+def _reasons(summary: dict[str, object]) -> list[dict[str, object]]:
+    found = summary.get("top_reject_reasons")
+    return [item for item in found if isinstance(item, dict)] if isinstance(found, list) else []
+
+
+def _reason_text(item: dict[str, object]) -> str:
+    first = f"{item.get('first_file')} line {item.get('first_line')}"
+    return f"{_count(item.get('count'))} x {item.get('reason')} (first: {first})"
+
+
+RUN_COLUMNS = ("name", "kind", "state", "when", "rows", "records")
+
+
+def run_cells(run: RunInfo) -> list[str]:
+    state = f"{run.state} ({run.reason})" if run.reason else run.state
+    return [run.name, run.kind or "-", state, run.when, _count(run.rows_read), _count(run.records_acknowledged)]
+
+
+def run_lines(runs: list[RunInfo]) -> list[str]:
+    """The runs as aligned plain columns under a header line (cron, pipes)."""
+    rows = [list(RUN_COLUMNS), *(run_cells(run) for run in runs)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(RUN_COLUMNS) - 1)]
+    return ["  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[-1]]) for row in rows]
+
+
+def run_json(run: RunInfo) -> dict[str, object]:
+    return {
+        "name": run.name,
+        "log": str(run.path),
+        "kind": run.kind,
+        "state": run.state,
+        "when": run.when,
+        "rows_read": run.rows_read,
+        "records_acknowledged": run.records_acknowledged,
+        "exit_code": run.exit_code,
+        "reason": run.reason,
+    }
 
 
 class DemoView:

@@ -57,6 +57,7 @@ REPORT_KEYS = {
     "exit_code",
     "totals",
 }
+EXTRA_REPORT_KEYS = {"top_reject_reasons", "failed_causes"}  # SPEC 10: the summary's why, in the JSON too
 
 
 def csv_rows(n: int, bad: set[int] = frozenset()) -> str:
@@ -92,7 +93,7 @@ def one_error(result: Result) -> str:
 
 def load_report(path: Path) -> dict:
     report = json.loads(path.read_text(encoding="utf-8"))
-    assert set(report) == REPORT_KEYS
+    assert set(report) == REPORT_KEYS | EXTRA_REPORT_KEYS
     assert report["rows_read"] == (
         report["rows_valid"] + report["rows_rejected"] + report["rows_filtered"] + report["rows_duplicate"]
     )
@@ -134,6 +135,48 @@ def test_validate_with_rejects_exits_1(work: Path) -> None:
     rejects = (work / "rej.csv").read_text(encoding="utf-8").splitlines()
     assert rejects[0] == "source_file,source_line,reason,Login,Country"
     assert len(rejects) == 2 and ",5," in rejects[1] and rejects[1].endswith(",4,XX")
+
+
+def test_all_rows_rejected_shows_the_reasons_without_opening_the_csv(work: Path) -> None:
+    """SPEC 10: 41 of 41 rejected, the summary says why, grouped by field and rule, with the first line."""
+    rows = "".join(f"{i},{'XX' if i % 2 else 'YY'}\n" for i in range(1, 42))
+    (work / "deals.csv").write_text("Login,Country\n" + rows, encoding="utf-8")
+    result = t360("validate", "deals.csv", "-m", "m.yaml", "--report", "r.json")
+    assert result.exit_code == 1, result.output
+    assert "t360: reject reason: 41 x country: not a known country (first: deals.csv line 2)" in result.stdout
+    report = load_report(work / "r.json")
+    assert report["top_reject_reasons"] == [
+        {"reason": "country: not a known country", "count": 41, "first_file": "deals.csv", "first_line": 2}
+    ]
+    assert report["failed_causes"] == {}
+
+
+def test_report_dash_writes_json_to_stdout_and_the_summary_to_stderr(work: Path) -> None:
+    result = t360("validate", "one_bad.csv", "-m", "m.yaml", "--report", "-")
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)  # stdout is the JSON report and nothing else
+    assert set(report) == REPORT_KEYS | EXTRA_REPORT_KEYS and report["rows_rejected"] == 1
+    assert "t360: dry run of customers finished, exit 1" in result.stderr.splitlines()
+    assert "t360: reject reason: 1 x country: not a known country (first: one_bad.csv line 5)" in result.stderr
+    assert not (work / "-").exists()
+
+
+def test_report_dash_when_max_rejects_stops_the_dry_run(work: Path) -> None:
+    result = t360("validate", "two_bad.csv", "-m", "m.yaml", "--report", "-", "--max-rejects", "1")
+    assert result.exit_code == 3
+    assert json.loads(result.stdout)["exit_code"] == 3
+    assert result.stderr.splitlines()[-1].startswith("error: 2 of 10 rows are invalid, more than --max-rejects 1")
+
+
+def test_report_and_rejects_through_a_symlink_keep_the_link(work: Path) -> None:
+    (work / "real").mkdir()
+    (work / "r.json").symlink_to(work / "real" / "r.json")
+    (work / "rej.csv").symlink_to(work / "real" / "rej.csv")
+    result = t360("validate", "one_bad.csv", "-m", "m.yaml", "--report", "r.json", "--rejects", "rej.csv")
+    assert result.exit_code == 1, result.output
+    assert (work / "r.json").is_symlink() and (work / "rej.csv").is_symlink()
+    assert json.loads((work / "real" / "r.json").read_text(encoding="utf-8"))["rows_rejected"] == 1
+    assert (work / "real" / "rej.csv").read_text(encoding="utf-8").endswith(",4,XX\n")
 
 
 def test_mapping_error_exits_2_with_one_line() -> None:
@@ -420,8 +463,49 @@ def test_help_exits_0(path: list[str]) -> None:
 def test_version() -> None:
     from t360cli import __version__
 
-    result = t360("version")
-    assert result.exit_code == 0 and result.stdout == f"t360 {__version__}\n"
+    for args in (["version"], ["--version"]):
+        result = t360(*args)
+        assert result.exit_code == 0 and result.stdout == f"t360 {__version__}\n"
+
+
+@pytest.mark.parametrize("path", all_command_paths(), ids=lambda p: " ".join(p) or "t360")
+def test_dash_h_is_help(path: list[str]) -> None:
+    assert t360(*path, "-h").stdout == t360(*path, "--help").stdout
+
+
+def test_top_help_one_line_per_command_not_cut_with_exit_codes() -> None:
+    """SPEC 10: one-line command help that is not cut off, completion, exit codes in the epilog."""
+    out = t360("--help").stdout
+    commands = out.split("Commands:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert len(commands) == len(typer.main.get_command(app).commands)
+    assert all(len(line.split()) > 2 and not line.rstrip().endswith("...") for line in commands), commands
+    for text in ("--version", "--install-completion", "--show-completion", "-h, --help"):
+        assert text in out
+    assert "Exit codes: 0 every row valid" in out and "130 interrupted." in out
+
+
+def test_readable_metavars() -> None:
+    out = t360("upload", "--help").stdout
+    assert out.splitlines()[0].endswith(" upload [OPTIONS] {FILE}...")  # typer braces a required argument
+    for text in ("-m, --mapping PATH", "--base-url URL", "--batch-size N", "--rate R", "--report PATH"):
+        assert text in out
+    assert "--min-rows N" in out and "--min-rows N" in t360("validate", "--help").stdout
+
+
+def test_min_rows_reaches_the_run_options(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from t360cli import run
+
+    seen: list[object] = []
+
+    def fake_upload(opts, settings, observer):  # type: ignore[no-untyped-def]
+        seen.append(opts.min_rows)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "upload", fake_upload)
+    assert t360("validate", "good.csv", "-m", "m.yaml", "--min-rows", "5").exit_code == 130
+    assert t360("upload", "good.csv", "-m", "m.yaml", "--min-rows", "7").exit_code == 130
+    assert t360("upload", "good.csv", "-m", "m.yaml").exit_code == 130
+    assert seen == [5, 7, 0]
 
 
 # -- the real script ------------------------------------------------------------------------------

@@ -154,6 +154,7 @@ def test_readme_names_the_exit_codes_and_env_vars() -> None:
         "`1`",
         "`2`",
         "`3`",
+        "`4`",
         "`130`",
         "T360_API_KEY",
         "T360_BASE_URL",
@@ -163,3 +164,31 @@ def test_readme_names_the_exit_codes_and_env_vars() -> None:
         "allow_insecure_http",
     ):
         assert text in README, text
+
+
+def test_readme_quotes_the_top_help_commands_as_they_are() -> None:
+    """The README's copy of `t360 --help`'s command list is what the CLI prints."""
+    from typer.testing import CliRunner
+
+    quoted = re.search(r"<!-- t360 --help: commands.*?-->\n```\n(.*?)```", README, re.S)
+    assert quoted, "README lost its quote of `t360 --help`"
+    out = CliRunner().invoke(app, ["--help"]).stdout
+    listed = out.split("Commands:\n", 1)[1].split("\n\n", 1)[0]
+    assert quoted.group(1).rstrip("\n") == listed.rstrip("\n")
+
+
+def test_readme_exit_codes_table_and_cron_recipe_act_on_each_code() -> None:
+    table = re.search(r"### Exit codes\n(.*?)\n###", README, re.S)
+    assert table, "README has no exit-code section"
+    codes = re.findall(r"^\| `(\d+)` \|", table.group(1), re.M)
+    assert codes == ["0", "1", "2", "3", "4", "130"]
+    recipe = re.search(r"### Cron recipe\n+```sh\n(.*?)```", README, re.S)
+    assert recipe, "README has no cron recipe"
+    for branch in ("  0)", "  1)", "  4)", "  2|3)"):
+        assert branch in recipe.group(1), branch
+    assert "rejects" in recipe.group(1).split("  1)", 1)[1].split(";;", 1)[0]
+
+
+def test_readme_quick_start_puts_t360_on_the_path() -> None:
+    quick = README.split("## Three jobs", 1)[0]
+    assert "source .venv/bin/activate" in quick and ".venv/bin/t360" in quick

@@ -180,3 +180,59 @@ def test_is_tty_defaults_to_the_stream(is_tty: bool) -> None:
             return is_tty
 
     assert Terminal(out=Stream(), err=io.StringIO()).is_tty is is_tty
+
+
+# -- SPEC 10: the summary says why: top reject reasons and the causes of failed batches ----------------
+
+
+def report_with_reasons() -> Report:
+    r = report(failed_causes={"HTTP 503": 1, "cannot connect to https://x.example (connection refused)": 3})
+    for line in range(2, 43):
+        r.counts.reject_reasons.add(
+            f"createtime: '03/04/{line}' is not an ISO 8601 date or time; set format: in the mapping", "deals.csv", line
+        )
+    r.counts.reject_reasons.add(
+        "Value: 'abc' is not a number; tracking_data: 57 characters, at most 50", "deals.csv", 9
+    )
+    return r
+
+
+WHY = [
+    "reject reason: 41 x createtime: not an ISO 8601 date or time; set format: (first: deals.csv line 2)",
+    "reject reason: 1 x Value: not a number (first: deals.csv line 9)",
+    "reject reason: 1 x tracking_data: more than 50 characters (first: deals.csv line 9)",
+    "failed batches: 3 x cannot connect to https://x.example (connection refused)",
+    "failed batches: 1 x HTTP 503",
+]
+
+
+def test_plain_summary_ends_with_reasons_and_failed_causes() -> None:
+    term, out, _ = make(False)
+    term.finish(report_with_reasons())
+    assert out.getvalue().splitlines()[-5:] == [f"t360: {line}" for line in WHY]
+
+
+def test_table_summary_is_followed_by_reasons_and_failed_causes() -> None:
+    term, out, _ = make(True)
+    term.finish(report_with_reasons())
+    assert ANSI.sub("", out.getvalue()).splitlines()[-5:] == WHY
+    assert term.report is not None  # kept for `--report -`
+
+
+def test_runs_table_on_a_terminal() -> None:
+    from pathlib import Path
+
+    from t360cli.runs import RunInfo
+
+    runs = [
+        RunInfo(
+            "deals-1", Path("deals-1.jsonl"), "rejects", "2025-07-01T02:00:00+0000", kind="activities", rows_read=41
+        ),
+        RunInfo("x-2", Path("x-2.jsonl"), "unreadable", "2025-06-30T02:00:00+0000", reason="no header line"),
+    ]
+    term, out, _ = make(True)
+    term.show_runs(Path(".t360/runs"), runs, as_json=False)
+    text = ANSI.sub("", out.getvalue())
+    assert "t360 runs in .t360/runs (newest first)" in text
+    assert "deals-1" in text and "rejects" in text and "unreadable (no header line)" in text
+    assert text.index("deals-1") < text.index("x-2")
