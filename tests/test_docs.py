@@ -134,7 +134,10 @@ def test_config_example_commented_keys_are_valid(tmp_path: Path, monkeypatch: py
         monkeypatch.delenv(var, raising=False)
     keys = "|".join(f.name for f in fields(Settings))
     text = re.sub(rf"^# ({keys}):", r"\1:", EXAMPLE.read_text(encoding="utf-8"), flags=re.M)
-    assert "\napi_key_file:" in text and "\nallow_insecure_http:" in text
+    assert "\napi_key_file:" in text and "\nallow_insecure_http:" in text and "\nca_bundle:" in text
+    pem = tmp_path / "private-ca.pem"  # ca_bundle must name a readable PEM file
+    pem.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", encoding="utf-8")
+    text = re.sub(r"^ca_bundle: .*$", f"ca_bundle: {pem}", text, flags=re.M)
     (tmp_path / "c.yaml").write_text(text, encoding="utf-8")
     s = resolve(str(tmp_path / "c.yaml"), {})
     assert s.api_key_file and s.allow_insecure_http is False
