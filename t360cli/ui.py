@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -159,6 +160,22 @@ class Terminal:
         else:
             for line in run_lines(runs):
                 self.print(line)
+
+    def show_fields(self, kind: str, rows: Sequence[tuple[str, str, str, str]]) -> None:
+        """`t360 fields`: the guide's fields of one kind, a table on a terminal."""
+        head = ("field", "type", "required", "limits and notes")
+        if self.is_tty:
+            table = Table(title=f"Track360 fields of {kind} (the guide's section 09)")
+            for name in head:
+                table.add_column(name)
+            for row in rows:
+                table.add_row(*(Text(cell) for cell in row))
+            self.out.print(table)
+            return
+        width = max(len(row[0]) for row in rows)
+        self.print(f"{kind}:")
+        for name, kind_of, required, notes in rows:
+            self.print(f"  {name:<{width}}  {kind_of:<8}  {required or '-':<8}  {notes}".rstrip())
 
     def show_starter(self, starter: StarterMapping) -> None:
         if starter.written_to:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import typer.main
+from conftest import cli
 from typer.testing import CliRunner, Result
 
 from t360cli.cli import app
@@ -539,3 +540,27 @@ def test_script_help_and_no_arguments(work: Path) -> None:
     bare = script(work)
     assert bare.returncode in (0, 2) and "Usage:" in bare.stdout + bare.stderr
     assert "Traceback" not in bare.stdout + bare.stderr
+
+
+def test_fields_lists_the_guides_fields(tmp_path: Path) -> None:
+    """SPEC 12: `t360 fields [customers|activities]`."""
+    out = cli("fields", "activities", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    names = [line.split()[0] for line in out.stdout.splitlines()[1:]]
+    assert names == [
+        "customerid",
+        "eventname",
+        "eventid",
+        "createtime",
+        "Value",
+        "Currency",
+        "Lots",
+        "Volume",
+        "Rebate",
+        "Trades",
+    ]
+    assert "required" in out.stdout.splitlines()[1]
+    both = cli("fields", cwd=tmp_path)
+    assert "tracking_data  string    -         at most 50 characters" in both.stdout
+    bad = cli("fields", "trades", cwd=tmp_path)
+    assert bad.returncode == 2 and "no kind 'trades': give customers or activities." in bad.stderr
