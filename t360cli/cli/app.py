@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import fields
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -97,13 +100,39 @@ def _call(
     `report_to_stdout` (`--report -`): the human summary goes to stderr and the JSON report
     the run produced to stdout, even when the run then raised (a stopped run has a report)."""
     term = Terminal(out=sys.stderr if report_to_stdout else None, quiet=quiet, verbose=verbose)
+    previous = _interruptible()
     try:
         code = _run_body(fn, term, verbose)
     finally:
+        _restore(previous)
         if report_to_stdout and term.report is not None:
             sys.stdout.buffer.write(term.report.json_bytes())
             sys.stdout.flush()
     raise typer.Exit(code)
+
+
+Handlers = dict[int, Callable[[int, FrameType | None], object] | int | None]
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _interruptible() -> Handlers:
+    """While a command runs, Ctrl-C and SIGTERM raise KeyboardInterrupt: "interrupted", exit
+    130 (a run that sends installs its own handlers to stop cleanly and flush its log)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous: Handlers = {signum: signal.getsignal(signum) for signum in SIGNALS}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+    return previous
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _restore(previous: Handlers) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
 
 
 def _run_body(fn: Callable[[Terminal], int], term: Terminal, verbose: bool) -> int:
