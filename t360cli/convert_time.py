@@ -25,6 +25,8 @@ _SERIAL_TEXT = r"^[0-9]+(?:\.[0-9]+)?$"
 _SERIAL_NUMERIC = r"^[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?$"
 _SERIAL_MAX = 2958466  # exclusive: 2958465 is 9999-12-31
 _EXCEL_EPOCH = np.datetime64("1899-12-30T00:00:00", "s")
+_EXCEL_EPOCH_1904 = np.datetime64("1904-01-01T00:00:00", "s")
+_DAYS_1900_TO_1904 = 1462
 _NAT = np.datetime64("NaT", "s")
 _FIRST, _LAST = np.datetime64("0001-01-01T00:00:00"), np.datetime64("9999-12-31T23:59:59")
 _DIRECTIVES = frozenset("aAbBcdfGHIjmMpSuUVwWxXyYzZ")
@@ -228,8 +230,11 @@ def _parse_iso(arr: pa.Array, state: _Times) -> None:
         _store(state, idx[aware], _pandas(part, "ISO8601", True), True, False)
 
 
-def _parse_serial(arr: pa.Array, state: _Times, mask: Mask | None) -> None:
-    """Excel serial dates: days since 1899-12-30, rounded to the second."""
+def _parse_serial(arr: pa.Array, state: _Times, mask: Mask | None, date1904: bool = False) -> None:
+    """Excel serial dates, rounded to the second (SPEC 12). The 1900 system counts from
+    1899-12-30 from serial 61 on; its serial 60 is Excel's fictitious 1900-02-29 (left
+    unparsed: a reject) and serials below 60 are their true day (from 1899-12-31). The
+    1904 system (Mac Excel) counts from 1904-01-01, serial 0 included."""
     idx, sub = _pending(arr, state.todo)
     if not len(idx):
         return
@@ -241,10 +246,15 @@ def _parse_serial(arr: pa.Array, state: _Times, mask: Mask | None) -> None:
     if not ok.any():
         return
     days = pc.cast(sub.filter(pa.array(ok)), pa.float64()).to_numpy(zero_copy_only=False)
-    keep = (days >= 1) & (days < _SERIAL_MAX)
+    if date1904:
+        keep = (days >= 0) & (days < _SERIAL_MAX - _DAYS_1900_TO_1904)
+        epoch = np.full(len(days), _EXCEL_EPOCH_1904)
+    else:
+        keep = (days >= 1) & (days < _SERIAL_MAX) & ((days < 60) | (days >= 61))
+        epoch = np.where(days < 60, _EXCEL_EPOCH + np.timedelta64(1, "D"), _EXCEL_EPOCH)
     secs = np.rint(days[keep] * 86400).astype(np.int64).astype("timedelta64[s]")
     pos = idx[ok][keep]
-    state.local[pos] = _EXCEL_EPOCH + secs
+    state.local[pos] = epoch[keep] + secs
     state.dateonly[pos] = days[keep] == np.floor(days[keep])
     state.todo[pos] = False
 
@@ -288,10 +298,12 @@ def parse_datetime(
     tz: str = "UTC",
     out_tz: str = "UTC",
     date_only: bool = False,
+    date1904: bool = False,
 ) -> Parsed:
     """Timestamps to `YYYY-MM-DD HH:mm` in out_tz (date_only: `YYYY-MM-DD`).
 
-    Tried in order: `fmt` (strptime), ISO 8601, Excel serial (1..2958465). Naive values
+    Tried in order: `fmt` (strptime), ISO 8601, Excel serial (1..2958465; date1904: the
+    workbook counts from 1904). Naive values
     are in `tz`; seconds are truncated; a repeated local time is the earlier instant.
     date_only keeps the date of the converted time, or the date of a date-only cell.
     Rejects: `'{v}' does not match format {fmt}` (with fmt), else `'{v}' is not an ISO
@@ -304,7 +316,7 @@ def parse_datetime(
     state = _Times(np.full(n, _NAT), np.full(n, _NAT), np.zeros(n, bool), valid.copy())
     text = _parse_with_format(arr, state, fmt) if fmt else arr
     _parse_iso(text, state)
-    _parse_serial(text, state, _mask(numeric, n))
+    _parse_serial(text, state, _mask(numeric, n), date1904)
     gap = _localize(state, tz)
     wall = _wall(state.utc, out_tz)
     wall[(wall < _FIRST) | (wall > _LAST)] = _NAT  # years 1..9999 only

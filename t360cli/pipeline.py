@@ -254,12 +254,4 @@ def _head(chunk: Chunk, left: int) -> Chunk:
     if left <= 0:
         cut_line = -1
     keep = chunk.lines <= cut_line
-    idx = pa.array(np.flatnonzero(keep))
-    return Chunk(
-        chunk.source,
-        chunk.columns,
-        chunk.table.take(idx),
-        chunk.lines[keep],
-        {name: mask[keep] for name, mask in chunk.numeric.items()},
-        [bad for bad in chunk.bad if bad.line <= cut_line],
-    )
+    return chunk.select(keep, [bad for bad in chunk.bad if bad.line <= cut_line])

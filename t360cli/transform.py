@@ -92,13 +92,15 @@ def apply_map(spec: FieldSpec, values: pa.Array) -> tuple[pa.Array, pa.Array]:
     return mapped, reasons.where(missing, pc.binary_join_element_wise("'", values, "' is not in the map", ""))
 
 
-def convert_field(spec: FieldSpec, mapping: Mapping, values: pa.Array, numeric: np.ndarray | None) -> convert.Parsed:
+def convert_field(
+    spec: FieldSpec, mapping: Mapping, values: pa.Array, numeric: np.ndarray | None, date1904: bool = False
+) -> convert.Parsed:
     if spec.type in ("datetime", "date") and numeric is None and _repetitive(values):
         # a daily report repeats a few dates: parse each once, then spread back
         enc = values.dictionary_encode()
-        once = _convert(spec, mapping, enc.dictionary, None)
+        once = _convert(spec, mapping, enc.dictionary, None, date1904)
         return convert.Parsed(once.values.take(enc.indices), once.errors.take(enc.indices))
-    return _convert(spec, mapping, values, numeric)
+    return _convert(spec, mapping, values, numeric, date1904)
 
 
 def _repetitive(values: pa.Array, sample: int = 1024) -> bool:
@@ -106,7 +108,9 @@ def _repetitive(values: pa.Array, sample: int = 1024) -> bool:
     return len(values) >= 2 * sample and pc.count_distinct(values.slice(0, sample)).as_py() * 8 <= sample
 
 
-def _convert(spec: FieldSpec, mapping: Mapping, values: pa.Array, numeric: np.ndarray | None) -> convert.Parsed:
+def _convert(
+    spec: FieldSpec, mapping: Mapping, values: pa.Array, numeric: np.ndarray | None, date1904: bool
+) -> convert.Parsed:
     kind = spec.type
     if kind == "string":
         return convert.Parsed(values, reasons.nulls(len(values)))
@@ -121,6 +125,7 @@ def _convert(spec: FieldSpec, mapping: Mapping, values: pa.Array, numeric: np.nd
             tz=mapping.timezone,
             out_tz=mapping.output_timezone,
             date_only=kind == "date",
+            date1904=date1904,
         )
     if kind == "currency":
         return convert.parse_currency(values)
@@ -141,8 +146,14 @@ def map_field(spec: FieldSpec, mapping: Mapping, chunk: Chunk) -> tuple[pa.Array
         values = pc.if_else(empty, pa.scalar(spec.default.strip() or None, STR), values)
         if numeric is not None:
             numeric = numeric & ~empty.to_numpy(zero_copy_only=False)
-    parsed = convert_field(spec, mapping, values, numeric)
-    return parsed.values, reasons.join(problems, parsed.errors)
+    parsed = convert_field(spec, mapping, values, numeric, chunk.date1904)
+    values, problems = parsed.values, reasons.join(problems, parsed.errors)
+    excel = chunk.errors.get(spec.column) if spec.column is not None else None
+    if excel is not None and excel.any():  # SPEC 12: an error cell is a reject naming the error
+        flagged = pa.array(excel)
+        error = pc.binary_join_element_wise("the cell holds the Excel error ", raw, "")
+        values, problems = pc.if_else(flagged, pa.scalar(None, STR), values), pc.if_else(flagged, error, problems)
+    return values, problems
 
 
 def apply(mapping: Mapping, chunk: Chunk, specs: list[FieldSpec] | None = None, where: bool = True) -> Mapped:

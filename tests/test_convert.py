@@ -352,7 +352,9 @@ def test_codes_data():
         ("45859", "2025-07-21 00:00"),
         ("45859.5", "2025-07-21 12:00"),
         (f"{45859 + 31619.4 / 86400:.10f}", "2025-07-21 08:46"),  # 08:46:59.4 -> 08:46:59
-        ("1", "1899-12-31 00:00"),
+        ("1", "1900-01-01 00:00"),  # SPEC 12: serials below 60 are their true day
+        ("59.5", "1900-02-28 12:00"),
+        ("61", "1900-03-01 00:00"),
         ("2958465", "9999-12-31 00:00"),
     ],
 )
@@ -601,3 +603,12 @@ def test_check_format_refused_by_pandas():
 def test_check_timezone(tz, ok):
     hint = "is not an IANA time zone name (for example Europe/Madrid or UTC)"
     assert check_timezone(tz) == (None if ok else f"'{tz}' {hint}")
+
+
+def test_excel_1900_leap_day_and_the_1904_system() -> None:
+    """SPEC 12: serial 60 (Excel's fictitious 1900-02-29) is a reject; a 1904 workbook's
+    serials count from 1904-01-01 (Mac Excel), serial 0 included."""
+    got = parse_datetime(pa.array(["60", "60.25", "0", "45859"]), date1904=False)
+    assert got.values.to_pylist()[:2] == [None, None] and got.errors.to_pylist()[0] is not None
+    mac = parse_datetime(pa.array(["0", "44397", "1.5"]), date1904=True)
+    assert mac.values.to_pylist() == ["1904-01-01 00:00", "2025-07-21 00:00", "1904-01-02 12:00"]

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from t360cli.errors import InputError
-from t360cli.readers import SourceOptions, read_chunks, read_header
-from t360cli.readers.xlsx import XlsxChunk
+from t360cli.readers import Chunk, SourceOptions, read_chunks, read_header
 
 openpyxl = pytest.importorskip("openpyxl")
 REDO = "Copy or export the file again, or open it in Excel and save it again as .xlsx."
@@ -67,7 +66,7 @@ def test_header_row_skip_footer_errors_and_booleans(tmp_path):
     ]
     assert lines == [4, 5, 6]  # Excel row numbers; the Total row (8) is the footer
     c = chunks[0]
-    assert isinstance(c, XlsxChunk) and c.date1904 is False
+    assert isinstance(c, Chunk) and c.date1904 is False
     assert {k: v.tolist() for k, v in c.errors.items()} == {
         "amount": [False, True, False],
         "note": [False, True, False],
@@ -278,3 +277,24 @@ def test_xlsx_gz_reads(tmp_path):
     p = tmp_path / "book.xlsx.gz"
     p.write_bytes(gzip.compress(_small(tmp_path).read_bytes()))
     assert len(read(p)[1]) == 300
+
+
+@pytest.mark.parametrize("mac", [False, True])
+def test_a_back_office_workbook_through_the_pipeline(tmp_path, mac):
+    """SPEC 12 end to end: the title block and Total row skipped, an error cell in a mapped
+    column a reject naming the error, the same cell in an unmapped column ignored, a plain
+    serial number read in the workbook's own date system."""
+    from helpers import run_pipeline
+    from openpyxl.utils.datetime import CALENDAR_MAC_1904
+
+    p = back_office(tmp_path / "report.xlsx", CALENDAR_MAC_1904 if mac else None)
+    mapping = (
+        "kind: activities\nsource: {header_row: 3, skip_footer: 1}\nfields:\n  customerid: id\n"
+        "  eventname: {value: Deposit}\n  Value: {column: amount, type: decimal}\n"
+        "  createtime: {column: when, type: datetime}\n"
+    )
+    out = run_pipeline(tmp_path, {"r.xlsx": p.read_bytes()}, mapping)
+    assert (out.counts.rows_read, out.counts.rows_valid, out.counts.rows_rejected) == (3, 2, 1)
+    assert out.rejects is not None and "r.xlsx,5,Value: the cell holds the Excel error #DIV/0!," in out.rejects
+    day = "2027-03-16 00:00" if mac else "2023-03-15 00:00"  # serial 45000 in each system (1462 days apart)
+    assert [r["createtime"] for r in out.records] == ["2024-01-02 03:04", day]

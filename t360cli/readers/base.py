@@ -71,6 +71,21 @@ class Chunk:
     lines: npt.NDArray[np.int64]  # source line of each row
     numeric: dict[str, npt.NDArray[np.bool_]]  # per column: the cells the source typed as numbers
     bad: list[BadRow] = field(default_factory=list)
+    date1904: bool = False  # a workbook's serial numbers count days from 1904-01-01 (else 1899-12-30)
+    errors: dict[str, npt.NDArray[np.bool_]] = field(default_factory=dict)  # per column: Excel error cells
+
+    def select(self, keep: npt.NDArray[np.bool_], bad: list[BadRow]) -> Chunk:
+        """The rows where keep is true, with these bad rows."""
+        return Chunk(
+            self.source,
+            self.columns,
+            self.table.filter(pa.array(keep)),
+            self.lines[keep],
+            {name: mask[keep] for name, mask in self.numeric.items()},
+            bad,
+            self.date1904,
+            {name: mask[keep] for name, mask in self.errors.items()},
+        )
 
 
 class _io_errors:
@@ -236,15 +251,7 @@ def drop_footer(chunks: Iterable[Chunk], count: int) -> Iterator[Chunk]:
         keep = c.lines < cut
         bad = [b for b in c.bad if b.line < cut]
         if keep.any() or bad:
-            mask = pa.array(keep)
-            yield Chunk(
-                c.source,
-                c.columns,
-                c.table.filter(mask),
-                c.lines[keep],
-                {k: m[keep] for k, m in c.numeric.items()},
-                bad,
-            )
+            yield c.select(keep, bad)
 
 
 def _items(chunk: Chunk) -> int:

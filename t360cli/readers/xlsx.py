@@ -12,7 +12,7 @@ import gzip
 import io
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -90,14 +90,6 @@ def _sniff(src: Source, head: bytes) -> None:
 
 class ExcelError(str):
     """The text of an error cell (`#DIV/0!`, `#N/A`...): calamine reads them as empty."""
-
-
-@dataclass
-class XlsxChunk(Chunk):
-    """A chunk of a workbook: its date system and, per column, the error cells."""
-
-    date1904: bool = False  # serial numbers count days from 1904-01-01 (else 1899-12-30, with 1900-02-29)
-    errors: dict[str, npt.NDArray[np.bool_]] = field(default_factory=dict)  # only columns with an error cell
 
 
 @dataclass
@@ -242,7 +234,7 @@ def _read_xlsx(src: Source, opts: SourceOptions, size: int) -> Iterator[Chunk]:
 
 def _xl_chunk(
     src: Source, scan: SheetScan, names: list[str], rows: list[list[Cell]], lines: list[int], bad: list[BadRow]
-) -> XlsxChunk:
+) -> Chunk:
     cols: list[tuple[Cell, ...]] = list(zip(*rows, strict=False)) if rows else [()] * len(names)
     cols += [("",) * len(rows)] * (len(names) - len(cols))
     texts: list[Sequence[str]] = []
@@ -261,7 +253,7 @@ def _xl_chunk(
         )
         texts.append(_xl_texts(col, types))
     table = _text_table(names, texts)
-    return XlsxChunk(src, list(names), table, np.array(lines, np.int64), numeric, bad, scan.date1904, errors)
+    return Chunk(src, list(names), table, np.array(lines, np.int64), numeric, bad, scan.date1904, errors)
 
 
 def _xl_texts(col: Sequence[Cell], types: set[type]) -> Sequence[str]:
