@@ -298,3 +298,11 @@ def test_a_back_office_workbook_through_the_pipeline(tmp_path, mac):
     assert out.rejects is not None and "r.xlsx,5,Value: the cell holds the Excel error #DIV/0!," in out.rejects
     day = "2027-03-16 00:00" if mac else "2023-03-15 00:00"  # serial 45000 in each system (1462 days apart)
     assert [r["createtime"] for r in out.records] == ["2024-01-02 03:04", day]
+
+
+def test_an_html_page_saved_as_xls_is_named(tmp_path):
+    """SPEC 12: a report page saved as .xls: say it is HTML, not "cannot tell the format"."""
+    p = tmp_path / "page.xls"
+    p.write_text("<html><body><table><tr><td>id</td></tr><tr><td>1</td></tr></table></body></html>")
+    with pytest.raises(InputError, match="is an HTML page saved with an Excel name"):
+        read_header(p, SourceOptions())

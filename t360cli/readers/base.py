@@ -26,6 +26,7 @@ _EXT = {
     ".csv": "csv",
     ".tsv": "tsv",
     ".xlsx": "xlsx",
+    ".xls": "xlsx",  # an old .xls, or an HTML page saved as .xls: the workbook reader names which
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
     ".json": "json",
