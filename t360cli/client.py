@@ -3,30 +3,28 @@
 One `Sender` owns one `httpx.AsyncClient`. `send()` posts one batch with our own retry
 loop: full-jitter exponential backoff honouring `Retry-After` on 429/5xx/timeouts/dropped
 connections, halving on 413, isolating refused records on 400/422, and stopping on
-401/403 (every other send of the same Sender stops too). Every outcome is a value, the
-key's refusal included (`SendResult.auth_refused`): nothing is raised once sending starts.
-No printing here: callers read `SendResult` and the optional `on_retry` callback.
+401/403 and on a broken endpoint (TLS, DNS, 404/405; every other send of the same Sender
+stops too). `answers.classify` decides what each answer means. Every outcome is a value,
+the halt included (`SendResult.halt`): nothing is raised once sending starts. No printing
+here: callers read `SendResult` and the optional `on_retry` callback.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import random as _random
+import ssl
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC
-from email.utils import parsedate_to_datetime
 
 import httpx
-import orjson
 
 from t360cli import __version__
+from t360cli.answers import Broken, Done, Fatal, Outcome, Settled, Split, Transient, classify
 from t360cli.errors import UsageError
 
-MESSAGE_MAX = 300
 STOP_INTERRUPTED = "interrupted"
 
 
@@ -34,18 +32,21 @@ STOP_INTERRUPTED = "interrupted"
 class RetryPolicy:
     max_attempts: int = 8  # every attempt, the first included
     backoff_initial_s: float = 0.5
-    backoff_max_s: float = 60.0
+    backoff_max_s: float = 60.0  # caps the computed backoff only
+    retry_after_max_s: float = 300.0  # a server's Retry-After is waited in full up to this
 
 
 Span = tuple[int, int]  # records lo..hi-1 of a batch
 
 
 @dataclass(frozen=True)
-class AuthRefusal:
-    """The server refused the API key (401/403): what to say, and what to check."""
+class Halt:
+    """Why every send stopped: the key was refused (`auth`, exit 3) or the endpoint cannot work
+    (exit 4); `message` is the sentence for the user, `hint` what to do."""
 
     message: str
     hint: str
+    auth: bool = False
 
     def __str__(self) -> str:
         return f"{self.message} {self.hint}"
@@ -60,7 +61,12 @@ class SendResult:
     parts: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     error: str | None = None
-    auth_refused: AuthRefusal | None = None  # set on the one send that got the 401/403
+    cause: str | None = None  # why the last failed part failed, naming where ("cannot connect to https://...")
+    halt: Halt | None = None  # set on a send whose answer stopped every send (401/403, TLS, DNS, 404/405)
+
+    @property
+    def auth_refused(self) -> Halt | None:
+        return self.halt if self.halt is not None and self.halt.auth else None
 
     @property
     def status(self) -> str:
@@ -71,104 +77,6 @@ class SendResult:
         return self.requests - self.parts
 
 
-# --- outcome of one HTTP attempt -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Done:
-    label: str
-
-
-@dataclass(frozen=True)
-class Transient:
-    label: str
-    reason: str  # "HTTP 503", "timeout", "connection dropped", "connection failed"
-    retry_after: float | None = None
-
-
-@dataclass(frozen=True)
-class Split:
-    status: int
-    message: str
-
-    @property
-    def label(self) -> str:
-        return str(self.status)
-
-
-@dataclass(frozen=True)
-class Fatal:
-    label: str
-    message: str
-    auth: bool = False
-
-
-Outcome = Done | Transient | Split | Fatal
-Settled = Done | Split | Fatal  # what a part ends with once retries are over
-
-
-def classify(answer: httpx.Response | httpx.RequestError, secret: str = "") -> Outcome:
-    """The one place that decides what an HTTP answer (or transport error) means."""
-    if isinstance(answer, httpx.TimeoutException):
-        return Transient("timeout", "timeout")
-    if isinstance(answer, httpx.ConnectError):
-        return Transient("connect", "connection failed")
-    if isinstance(answer, (httpx.NetworkError, httpx.RemoteProtocolError)):
-        return Transient("dropped", "connection dropped")
-    if isinstance(answer, httpx.RequestError):
-        text = _redact(f"{type(answer).__name__}: {answer}", secret)
-        return Fatal("error", f"request failed: {text}")
-    code = answer.status_code
-    if 200 <= code < 300:
-        return Done(str(code))
-    if code in (429, 408) or code >= 500:
-        return Transient(str(code), f"HTTP {code}", parse_retry_after(answer.headers))
-    if code in (401, 403):
-        return Fatal(str(code), f"HTTP {code}", auth=True)
-    if code in (400, 413, 422):
-        return Split(code, server_message(answer, secret))
-    return Fatal(str(code), f"HTTP {code}: {server_message(answer, secret)}")
-
-
-def server_message(resp: httpx.Response, secret: str = "") -> str:
-    """The `error` (or `message`) of a JSON answer, else its text; trimmed, key redacted."""
-    text = ""
-    try:
-        data = orjson.loads(resp.content)
-    except orjson.JSONDecodeError:
-        data = None
-    if isinstance(data, dict):
-        found = next((data[k] for k in ("error", "message", "detail") if k in data), None)
-        if found is not None:
-            text = found if isinstance(found, str) else orjson.dumps(found).decode()
-    if not text:
-        text = resp.content.decode("utf-8", "replace")
-    text = " ".join(text.split()) or resp.reason_phrase or f"HTTP {resp.status_code}"
-    return _redact(text, secret)[:MESSAGE_MAX]
-
-
-def parse_retry_after(headers: httpx.Headers, now: Callable[[], float] = time.time) -> float | None:
-    """Seconds to wait from a `Retry-After` header (seconds or HTTP date); None if absent/bad."""
-    value = (headers.get("retry-after") or "").strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return max(0.0, when.timestamp() - now())
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
-
-
-def _redact(text: str, secret: str) -> str:
-    return text.replace(secret, "***") if secret else text
-
-
 def _check_key(api_key: str, hint: str) -> None:
     if not api_key:
         raise UsageError(f"no API key: {hint} is empty.", "Set it to the Brand Token.")
@@ -177,6 +85,20 @@ def _check_key(api_key: str, hint: str) -> None:
             f"the API key in {hint} holds characters an HTTP header cannot carry.",
             "Check for stray quotes, spaces or line breaks.",
         )
+
+
+def _verify(ca_bundle: str | None) -> ssl.SSLContext | bool:
+    """httpx's `verify=`: the system's CAs, or only the private CA in `ca_bundle` (a PEM file)."""
+    if not ca_bundle:
+        return True
+    try:
+        return ssl.create_default_context(cafile=ca_bundle)
+    except OSError as exc:  # ssl.SSLError too
+        reason = exc.strerror or getattr(exc, "reason", None) or str(exc)
+        raise UsageError(
+            f"ca_bundle {ca_bundle}: cannot load it as a CA ({reason}).",
+            "Give the path of a PEM file holding the private CA's certificate.",
+        ) from None
 
 
 class _TokenBucket:
@@ -217,8 +139,11 @@ class Sender:
         random: Callable[[], float] = _random.random,
         clock: Callable[[], float] = time.monotonic,
         on_retry: Callable[[str], object] | None = None,
+        ca_bundle: str | None = None,
     ) -> None:
         _check_key(api_key, api_key_hint)
+        self._verify = _verify(ca_bundle)
+        self._ca_bundle = ca_bundle
         self.url = base_url.rstrip("/") + endpoint
         self.retry = retry
         self._key = api_key
@@ -246,6 +171,7 @@ class Sender:
             transport=self._transport,
             timeout=self._timeout,
             limits=self._limits,
+            verify=self._verify,
             headers={"User-Agent": f"t360/{__version__}"},
         )
         return self
@@ -258,6 +184,10 @@ class Sender:
     def stop(self) -> None:
         """No new attempts or waits; in-flight requests finish; the rest fails "interrupted"."""
         self._halt(STOP_INTERRUPTED)
+
+    def halt(self, reason: str) -> None:
+        """Like stop(), the rest failing with `reason` (the caller gave up on the endpoint)."""
+        self._halt(reason)
 
     def _halt(self, reason: str) -> None:
         if self.halted is None:
@@ -300,22 +230,28 @@ class Sender:
             mid = (lo + hi) // 2
             todo += [(mid, hi), (lo, mid)]
         elif isinstance(outcome, Fatal) and outcome.auth:
-            self._refuse_auth(outcome, span, todo, result)
+            refusal = Halt(
+                f"the server refused the API key ({outcome.message}).",
+                f"Check the key in {self._hint}: it must be the Brand Token for {self.url}. Nothing more was sent.",
+                auth=True,
+            )
+            self._halt_all(refusal, f"the server refused the API key ({outcome.message})", span, todo, result)
+        elif isinstance(outcome, Broken):
+            halt = Halt(f"{outcome.message}; nothing more was sent.", outcome.hint)
+            self._halt_all(halt, outcome.message, span, todo, result)
         else:
             result.failed.append(span)
             result.error = outcome.message
+            result.cause = outcome.cause or outcome.message
 
-    def _refuse_auth(self, outcome: Fatal, span: Span, todo: list[Span], result: SendResult) -> None:
-        """Halt every send; this batch's remaining parts fail, and the result carries the refusal."""
-        reason = f"not sent: the server refused the API key ({outcome.message})"
+    def _halt_all(self, halt: Halt, why: str, span: Span, todo: list[Span], result: SendResult) -> None:
+        """Halt every send; this batch's remaining parts fail, and the result carries the halt."""
+        reason = f"not sent: {why}"
         self._halt(reason)
         result.failed += [span, *todo]
-        result.error = reason
+        result.error = result.cause = reason
         todo.clear()
-        result.auth_refused = AuthRefusal(
-            f"the server refused the API key ({outcome.message}).",
-            f"Check the key in {self._hint}: it must be the Brand Token for {self.url}. Nothing more was sent.",
-        )
+        result.halt = halt
 
     async def _deliver(self, body: bytes, result: SendResult) -> Settled:
         """Send one part until it is settled, retries exhausted, or the Sender is halted."""
@@ -337,12 +273,14 @@ class Sender:
             if not isinstance(last, Transient):
                 return last
         assert isinstance(last, Transient)
-        return Fatal(last.label, f"{last.reason} after {attempts} attempts")
+        return Fatal(last.label, f"{last.reason} after {attempts} attempts", cause=last.cause)
 
     def _delay(self, failed_attempt: int, last: Transient) -> float:
-        cap = self.retry.backoff_max_s
+        """A server's Retry-After in full (up to retry_after_max_s), else full-jitter backoff
+        capped at backoff_max_s (SPEC 6)."""
         if last.retry_after is not None:
-            return min(cap, last.retry_after)
+            return min(self.retry.retry_after_max_s, last.retry_after)
+        cap = self.retry.backoff_max_s
         return self._random() * min(cap, self.retry.backoff_initial_s * 2.0 ** (failed_attempt - 1))
 
     async def _post(self, body: bytes) -> Outcome:
@@ -350,7 +288,7 @@ class Sender:
         try:
             resp = await self._client.post(self.url, content=body, headers=self._headers)
         except httpx.RequestError as exc:
-            return classify(exc, self._key)
+            return classify(exc, self._key, self._ca_bundle)
         return classify(resp, self._key)
 
     async def _pause(self, delay: float) -> None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import queue
+import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -18,10 +20,11 @@ from typing import Any
 import orjson
 
 from t360cli.batching import Batch
-from t360cli.client import AuthRefusal, Sender, SendResult, Span
+from t360cli.client import Halt, Sender, SendResult, Span
 from t360cli.progress_log import RunLog
-from t360cli.tally import Counts, Totals
+from t360cli.tally import Counts, RejectSink, Totals
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 LogEntry = dict[str, Any]  # one JSON line of the progress log (`entry()` writes it)
 Handed = Batch | BaseException | None  # a batch, the producer's exception, or None at the end
 
@@ -32,6 +35,7 @@ class Producer:
     def __init__(self, batches: Iterable[Batch], depth: int) -> None:
         self.queue: queue.Queue[Handed] = queue.Queue(maxsize=depth)
         self.stopping = threading.Event()
+        self.finished = False  # the iterator ran out (None was handed), as opposed to a thread that died
         self.thread = threading.Thread(target=self._run, args=(batches,), daemon=True)
         self.thread.start()
 
@@ -41,6 +45,7 @@ class Producer:
                 _ = batch.sha256  # body joined and hashed here, off the event loop
                 if not self._put(batch):
                     return
+            self.finished = True
             self._put(None)
         except BaseException as exc:  # handed to the consumer, re-raised there
             self._put(exc)
@@ -55,12 +60,14 @@ class Producer:
         return False
 
     def get(self) -> Handed:
-        while True:
+        while True:  # bounded by the thread: it hands an item, or ends
             try:
                 return self.queue.get(timeout=0.1)
             except queue.Empty:
                 if not self.thread.is_alive() and self.queue.empty():
-                    return None
+                    if self.finished or self.stopping.is_set():
+                        return None
+                    return RuntimeError("the thread reading the input ended before the end of the input")
 
     def stop(self) -> None:
         self.stopping.set()
@@ -70,8 +77,9 @@ class Producer:
 class Delivery:
     """Sends the producer's batches, at most `concurrency` at once, and logs each one.
 
-    A refused key (`SendResult.auth_refused`) is noted in `refusal` and stops the run;
-    the caller decides what to raise once the report is written.
+    A halt (`SendResult.halt`: a refused key, a broken endpoint) or `stop_after` batches
+    failed in a row (SPEC 10) is noted in `halt` and stops the run; the caller decides what
+    to raise once the report is written. `began` turns true with the first request.
     """
 
     sender: Sender
@@ -81,18 +89,38 @@ class Delivery:
     on_refused: Callable[[Batch, int, int, str], None]
     on_batch: Callable[[Counts], None] = lambda counts: None
     unacked: Totals | None = None
+    stop_after: int = 0  # failed batches in a row that stop the run (0: never)
     stopping: bool = False
-    refusal: AuthRefusal | None = None
+    halt: Halt | None = None
+    began: bool = False
+    failed_in_a_row: int = 0
     inflight: dict[asyncio.Task[None], Batch] = field(default_factory=dict)
 
     def stop(self) -> None:
         self.stopping = True
         self.sender.stop()
 
+    def give_up(self, halt: Halt, reason: str) -> None:
+        """Stop sending for good: no new request, in-flight ones finish."""
+        self.halt = self.halt or halt
+        self.stopping = True
+        self.sender.halt(reason)
+
     def is_stopping(self) -> bool:
         return self.stopping
 
     async def run(self, producer: Producer, prior: dict[int, LogEntry]) -> None:
+        try:
+            await self._run(producer, prior)
+        except Exception:  # a full disk, a dead thread: no new request, in-flight ones end, then raise
+            self.stopping = True
+            self.sender.halt("not sent: the run stopped on an error")
+            producer.stop()
+            await asyncio.gather(*self.inflight, return_exceptions=True)
+            self.inflight.clear()
+            raise
+
+    async def _run(self, producer: Producer, prior: dict[int, LogEntry]) -> None:
         while not self.stopping:
             batch = await asyncio.to_thread(producer.get)
             if batch is None:
@@ -106,9 +134,10 @@ class Delivery:
                 continue
             while len(self.inflight) >= self.concurrency or self._blocked(batch):
                 await self._wait_one()
-            if self.is_stopping():  # set by a signal or a refused key while this one waited
+            if self.is_stopping():  # set by a signal or a halt while this one waited
                 self._add_unacked(batch, ranges)  # never sent
                 break
+            self.began = True
             task = asyncio.create_task(self._send(batch, ranges))
             self.inflight[task] = batch
         producer.stop()
@@ -143,11 +172,10 @@ class Delivery:
         for done, (lo, hi) in enumerate(ranges, start=1):
             result = await self.sender.send(hi - lo, partial(_part_at, batch, lo))
             results.append(shift(result, lo))
-            if result.auth_refused is not None:  # log what the batch got (its 401s), then stop
+            if result.halt is not None:  # log what the batch got (its 401s, its 404), then stop
                 results += [SendResult(failed=[span], error=result.error) for span in ranges[done:]]
+                self.give_up(result.halt, result.error or "not sent")
                 self._record(batch, merge(results))
-                self.refusal = self.refusal or result.auth_refused
-                self.stop()
                 return
         merged = merge(results)
         if merged.requests == 0 and self.sender.halted:  # stopped before its first request: unsent
@@ -169,7 +197,24 @@ class Delivery:
             counts.batches_failed += 1
             self._add_unacked(batch, result.failed)
         self.log.append(entry(batch, result))
+        self._count_in_a_row(result)
         self.on_batch(counts)
+
+    def _count_in_a_row(self, result: SendResult) -> None:
+        """SPEC 10's dead endpoint: `stop_after` batches failed in the order they settle, none
+        acknowledged in between, stop the run naming the last one's cause."""
+        if result.status == "acked":
+            self.failed_in_a_row = 0
+            return
+        self.failed_in_a_row += 1
+        if self.stopping or not self.stop_after or self.failed_in_a_row < self.stop_after:
+            return
+        cause = result.cause or result.error or "the batches kept failing"
+        message = (
+            f"{cause}; {self.failed_in_a_row} batches failed in a row, nothing more was sent; "
+            "rerun the same command to resume."
+        )
+        self.give_up(Halt(message, ""), f"not sent: {self.failed_in_a_row} batches failed in a row")
 
     def _add_unacked(self, batch: Batch, ranges: Iterable[Span]) -> None:
         if self.unacked is None:
@@ -177,6 +222,73 @@ class Delivery:
         for lo, hi in ranges:
             for record in orjson.loads(batch.part(lo, hi)):
                 self.unacked.add_record(record)
+
+
+@contextmanager
+def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
+    """Ctrl-C and SIGTERM call `stop` (no new request; in-flight ones finish, the log is flushed).
+
+    A second one exits at once (KeyboardInterrupt, exit 130): requests still in flight count
+    as not acknowledged and are sent again by the next run."""
+    loop = asyncio.get_running_loop()
+    signalled = False
+
+    def on_signal() -> None:
+        nonlocal signalled
+        if signalled:
+            raise KeyboardInterrupt
+        signalled = True
+        stop()
+
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        yield
+    finally:
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+            handler = previous[sig]
+            if handler is not None:  # the caller's own handlers again (remove_signal_handler set the default)
+                signal.signal(sig, handler)
+
+
+@dataclass
+class Refusals:
+    """Records the server refused: written to the rejects file as they come, folded into
+    the counts and the valid totals once the producer is done (SPEC 9)."""
+
+    counts: Counts
+    valid: Totals
+    rejects: RejectSink
+    rows: set[tuple[int, int]] = field(default_factory=set)
+    records: int = 0
+    totals: Totals | None = None
+
+    def __call__(self, batch: Batch, record: int, status: int, message: str) -> None:
+        refused = orjson.loads(batch.part(record, record + 1))[0]
+        if self.totals is None:
+            self.totals = Totals(self.valid.fields)
+        self.totals.add_record(refused)
+        self.records += 1
+        reason = f"server refused (HTTP {status}): {message}"
+        if batch.origins:
+            chunk, pos = batch.origin_of(record)
+            key = (chunk.source.index, int(batch.lines[record]))
+            if key not in self.rows:
+                self.rejects.write(chunk.source.name, key[1], reason, chunk.table.slice(pos, 1).to_pylist()[0])
+        else:  # an aggregated record: no single source row
+            key = (-1, -len(self.rows) - 1)
+            self.rejects.write("(aggregate)", 0, reason, {})
+        self.rows.add(key)
+
+    def fold(self) -> None:
+        """A refused row moves from valid to rejected."""
+        self.counts.rows_valid -= len(self.rows)
+        self.counts.rows_rejected += len(self.rows)
+        self.counts.records_valid -= self.records
+        if self.totals is not None:
+            self.valid.merge(self.totals, -1)
 
 
 def _part_at(batch: Batch, offset: int, lo: int, hi: int) -> bytes:
@@ -209,6 +321,8 @@ def merge(results: list[SendResult]) -> SendResult:
         parts=sum(result.parts for result in results),
         statuses=statuses,
         error=next((result.error for result in reversed(results) if result.error), None),
+        cause=next((result.cause for result in reversed(results) if result.cause), None),
+        halt=next((result.halt for result in results if result.halt), None),
     )
 
 

@@ -7,9 +7,10 @@ from enum import IntEnum
 
 class ExitCode(IntEnum):
     OK = 0  # every row valid and every batch acknowledged (dry run: valid)
-    PARTIAL = 1  # finished, but rows were rejected or batches failed
-    USAGE = 2  # usage or configuration error; nothing sent
-    STOPPED = 3  # the server refused the key, or --max-rejects was exceeded
+    PARTIAL = 1  # finished and every batch acknowledged, but rows were rejected (data to fix)
+    USAGE = 2  # usage, configuration or input error found before anything was sent; nothing sent
+    STOPPED = 3  # a guard: the server refused the key, --max-rejects exceeded or --min-rows not met
+    INCOMPLETE = 4  # delivery incomplete: batches failed or were never sent; a rerun resumes (wins over 1)
     INTERRUPTED = 130  # Ctrl-C or SIGTERM
 
 
@@ -53,3 +54,21 @@ class TooManyRejects(T360Error):
     """--max-rejects was exceeded: nothing is sent."""
 
     exit_code = ExitCode.STOPPED
+
+
+class TooFewRows(T360Error):
+    """--min-rows was not met: nothing is sent."""
+
+    exit_code = ExitCode.STOPPED
+
+
+class DeliveryIncomplete(T360Error):
+    """Sending began but not every batch was acknowledged: an error struck after the first
+    request (a full disk, an unwritable report, a dead thread). A rerun resumes."""
+
+    exit_code = ExitCode.INCOMPLETE
+
+
+class EndpointFailed(DeliveryIncomplete):
+    """The endpoint cannot take the batches: a TLS certificate that fails verification, a host
+    name that does not resolve, a 404 or 405, or too many failed batches in a row (SPEC 10)."""

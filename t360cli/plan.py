@@ -7,6 +7,9 @@ path and the rejects file beside it are computed here and nowhere else.
 from __future__ import annotations
 
 import hashlib
+import os
+import re
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +41,7 @@ class RunOptions:
     restart: bool = False
     rejects: str | None = None
     report: str | None = None
+    min_rows: int = 0  # --min-rows: fewer valid rows and nothing is sent (exit 3)
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,24 @@ def header(mapping: Mapping, mapping_path: Path, inputs: Inputs, settings: Setti
         "base_url": f"{base.scheme}://{host}{base.path}" if host else None,
         "limit": limit,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": command_line(),
+        "cwd": os.getcwd(),
     }
+
+
+_USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
+
+
+def command_line(argv: list[str] | None = None) -> list[str] | None:
+    """The command as typed, for `t360 status` to say how to finish a run (SPEC 10): the
+    arguments after `t360` (or `python -m t360cli`); None when t360 is not the program (a
+    library call). The API key is never on the command line; a URL's user:password is
+    masked all the same."""
+    argv = sys.argv if argv is None else argv
+    program = Path(argv[0]) if argv else Path()
+    if program.name != "t360" and not (program.name == "__main__.py" and program.parent.name == "t360cli"):
+        return None
+    return ["t360", *(_USERINFO.sub("***@", arg) for arg in argv[1:])]
 
 
 def plan(opts: RunOptions, settings: Settings) -> Plan:

@@ -8,33 +8,29 @@ them to a Delivery that records each one in the progress log.
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-import orjson
-
 from t360cli import contract
 from t360cli.batching import Batch, Batcher
 from t360cli.config import Settings
-from t360cli.errors import AuthRefused, ExitCode, TooManyRejects, UsageError
+from t360cli.errors import AuthRefused, DeliveryIncomplete, EndpointFailed, ExitCode, T360Error
+from t360cli.guards import RejectLimit, empty_run_warning, min_rows_refusal, parse_max_rejects, too_few_rows
 from t360cli.pipeline import Pipeline
 from t360cli.plan import MATCH_KEYS, Plan, RunOptions, plan
 from t360cli.report import ControlTotals, RejectsWriter, Report
 from t360cli.tally import Counts, Totals
 
 if TYPE_CHECKING:
-    from t360cli.client import AuthRefusal, Sender
+    from t360cli.client import Halt, Sender
     from t360cli.deliver import LogEntry
     from t360cli.progress_log import RunLog
 
 RowEstimate = Callable[[], int | None]  # rows to read, counted only if the observer asks
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Observer(Protocol):
@@ -53,44 +49,6 @@ class NullObserver:
     def retry(self, label: str) -> None: ...
     def note(self, text: str) -> None: ...
     def finish(self, report: Report) -> None: ...
-
-
-@dataclass(frozen=True)
-class RejectLimit:
-    """--max-rejects: a number of rows, or a percentage of the rows read."""
-
-    text: str
-    value: float
-    percent: bool
-
-    def exceeded(self, counts: Counts) -> bool:
-        allowed = self.value * counts.rows_read / 100 if self.percent else self.value
-        return counts.rows_rejected > allowed
-
-    def refusal(self, report: Report, sent_nothing: bool) -> TooManyRejects:
-        """The one sentence for a run stopped by --max-rejects (validate and upload)."""
-        tail = "; nothing was sent." if sent_nothing else "."
-        return TooManyRejects(
-            f"{report.counts.rows_rejected} of {report.counts.rows_read} rows are invalid, "
-            f"more than --max-rejects {self.text}{tail}",
-            f"See the rejects file {report.rejects}." if report.rejects else None,
-        )
-
-
-def parse_max_rejects(text: str | None) -> RejectLimit | None:
-    if text is None:
-        return None
-    raw = text.strip()
-    percent = raw.endswith("%")
-    try:
-        value = float(raw[:-1] if percent else raw)
-    except ValueError:
-        raise UsageError(
-            f"--max-rejects '{text}' is not a number or a percentage.", "Examples: --max-rejects 100, --max-rejects 2%."
-        ) from None
-    if value < 0 or (not percent and value != int(value)):
-        raise UsageError(f"--max-rejects '{text}' must be a whole number or a percentage >= 0.")
-    return RejectLimit(text, value, percent)
 
 
 def estimate_rows(paths: list[Path]) -> int | None:
@@ -122,8 +80,10 @@ def batches(pipe: Pipeline, settings: Settings) -> Iterator[Batch]:
 
 
 def exit_code(counts: Counts, dry_run: bool) -> ExitCode:
-    bad = counts.rows_rejected or (not dry_run and counts.batches_failed)
-    return ExitCode.PARTIAL if bad else ExitCode.OK
+    """SPEC 7: failed batches -> 4 (wins over 1); rejected rows with delivery complete -> 1."""
+    if not dry_run and counts.batches_failed:
+        return ExitCode.INCOMPLETE
+    return ExitCode.PARTIAL if counts.rows_rejected else ExitCode.OK
 
 
 def control_totals(pipe: Pipeline, acknowledged: Totals | None, dry_run: bool) -> ControlTotals | None:
@@ -134,22 +94,18 @@ def control_totals(pipe: Pipeline, acknowledged: Totals | None, dry_run: bool) -
     return ControlTotals(pipe.totals.as_json(), acknowledged.as_json())
 
 
-def _finish(
+def _report(
     the_plan: Plan,
-    report_path: str | None,
     pipe: Pipeline,
-    rejects: RejectsWriter,
+    rejects_file: Path | None,
     started: float,
     code: int,
-    observer: Observer,
     *,
     dry_run: bool,
     acknowledged: Totals | None = None,
     log: str | None = None,
 ) -> Report:
-    """Close the rejects file, build the Report, write it (--report), tell the observer."""
-    rejects_file = rejects.close()
-    report = Report(
+    return Report(
         kind=the_plan.mapping.kind,
         dry_run=dry_run,
         files=the_plan.file_names,
@@ -160,49 +116,81 @@ def _finish(
         exit_code=int(code),
         totals=control_totals(pipe, acknowledged, dry_run),
     )
-    if report_path:
-        report.write(Path(report_path))
-    observer.finish(report)
-    return report
 
 
-def _dry_run(opts: RunOptions, settings: Settings, observer: Observer) -> tuple[Report, RejectLimit | None]:
+def _warn_if_empty(the_plan: Plan, pipe: Pipeline, observer: Observer) -> str | None:
+    warning = empty_run_warning(pipe.counts, the_plan.file_names, pipe.where_seen())
+    if warning is not None:
+        observer.note(warning)
+    return warning
+
+
+@dataclass(frozen=True)
+class DryPass:
+    report: Report
+    limit: RejectLimit | None
+    warning: str | None  # no data row read, or where: filtered every row
+
+    def refusal(self, min_rows: int, sent_nothing: bool) -> T360Error | None:
+        """--max-rejects exceeded or --min-rows not met: the error to raise (exit 3)."""
+        counts, rejects = self.report.counts, self.report.rejects
+        if self.limit is not None and self.limit.exceeded(counts):
+            return self.limit.refusal(counts, rejects, sent_nothing)
+        if too_few_rows(counts, min_rows):
+            return min_rows_refusal(counts, min_rows, rejects, sent_nothing)
+        return None
+
+
+def _dry_run(opts: RunOptions, settings: Settings, observer: Observer) -> DryPass:
     started = time.monotonic()
     the_plan = plan(opts, settings)
     limit = parse_max_rejects(opts.max_rejects)
     pipe, rejects = _pipeline(the_plan, opts.limit, observer, "validating")
     for _ in batches(pipe, settings):
         pipe.counts.batches_total += 1
-    stopped = limit is not None and limit.exceeded(pipe.counts)
+    stopped = (limit is not None and limit.exceeded(pipe.counts)) or too_few_rows(pipe.counts, opts.min_rows)
     code = ExitCode.STOPPED if stopped else exit_code(pipe.counts, True)
-    return _finish(the_plan, opts.report, pipe, rejects, started, code, observer, dry_run=True), limit
+    warning = _warn_if_empty(the_plan, pipe, observer)
+    report = _report(the_plan, pipe, rejects.close(), started, code, dry_run=True)
+    if opts.report:
+        report.write(Path(opts.report))
+    observer.finish(report)
+    return DryPass(report, limit, warning)
 
 
 def validate(opts: RunOptions, settings: Settings, observer: Observer | None = None) -> Report:
     """The dry run: read, map, validate and batch everything; send nothing.
 
-    Over --max-rejects, the report is written and the observer told, then TooManyRejects is raised."""
-    report, limit = _dry_run(opts, settings, observer or NullObserver())
-    if limit is not None and report.exit_code == ExitCode.STOPPED:
-        raise limit.refusal(report, sent_nothing=False)
-    return report
+    Over --max-rejects or under --min-rows, the report is written and the observer told,
+    then TooManyRejects or TooFewRows is raised (exit 3)."""
+    dry = _dry_run(opts, settings, observer or NullObserver())
+    refusal = dry.refusal(opts.min_rows, sent_nothing=False)
+    if refusal is not None:
+        raise refusal
+    return dry.report
 
 
 def upload(opts: RunOptions, settings: Settings, observer: Observer | None = None) -> Report:
-    """Send what the progress log does not hold as acknowledged; AuthRefused (exit 3) once the
-    report and the log's summary are written if the server refuses the key."""
+    """Send what the progress log does not hold as acknowledged.
+
+    Raises (once the report and the log's summary are written) AuthRefused (exit 3) if the
+    server refuses the key, EndpointFailed (exit 4) if the endpoint cannot work or too many
+    batches fail in a row, DeliveryIncomplete (exit 4) for an error after sending began."""
     if opts.dry_run:
         return validate(opts, settings, observer)
     obs = observer or NullObserver()
     for warning in settings.check_url():
         obs.note(warning)
     key = settings.api_key()
-    if opts.max_rejects is not None:  # refuse to send anything: a full dry pass first
-        pre, limit = _dry_run(replace(opts, report=None), settings, NullObserver())
-        if limit is not None and pre.exit_code == ExitCode.STOPPED:
+    if opts.max_rejects is not None or opts.min_rows:  # refuse to send anything: a full dry pass first
+        pre = _dry_run(replace(opts, report=None), settings, NullObserver())
+        refusal = pre.refusal(opts.min_rows, sent_nothing=True)
+        if refusal is not None:
+            if pre.warning:
+                obs.note(pre.warning)
             if opts.report:
-                replace(pre, dry_run=False).write(Path(opts.report))
-            raise limit.refusal(pre, sent_nothing=True)
+                replace(pre.report, dry_run=False).write(Path(opts.report))
+            raise refusal
     started = time.monotonic()
     return asyncio.run(deliver_plan(plan(opts, settings), opts, settings, obs, key, started))
 
@@ -222,35 +210,99 @@ async def deliver_plan(
 
     with RunLog.open(the_plan.log_path, the_plan.header, restart=opts.restart, match_keys=MATCH_KEYS) as log:
         prior = {} if resend_all else latest_entries(log.entries)
+        if prior:
+            observer.note(resume_note(log, prior))
         pipe, rejects = _pipeline(the_plan, opts.limit, observer, "uploading")
         unacked = Totals(pipe.totals.fields)
-        outcome = await _deliver(the_plan, pipe, Refusals(pipe, rejects), settings, key, log, prior, unacked, observer)
-        # interrupted or stopped: records still being batched are in neither bucket, so say
-        # nothing rather than guess
-        stopped = outcome.code in (ExitCode.INTERRUPTED, ExitCode.STOPPED)
-        acknowledged = None if stopped else _acknowledged(pipe, unacked)
-        report = _finish(
-            the_plan,
-            opts.report,
-            pipe,
-            rejects,
-            started,
-            outcome.code,
-            observer,
-            dry_run=False,
-            acknowledged=acknowledged,
-            log=str(the_plan.log_path),
-        )
-        log.append({"index": -1, "summary": report.to_json()})
-    if outcome.refusal is not None:
-        raise AuthRefused(outcome.refusal.message, outcome.refusal.hint)
+        outcome = await _deliver(the_plan, pipe, rejects, settings, key, log, prior, unacked, observer)
+        _warn_if_empty(the_plan, pipe, observer)
+        report, outcome = _wrap_up(the_plan, opts, pipe, rejects, started, outcome, observer, log, unacked)
+    if outcome.error is not None:
+        raise _after_sending(outcome.error, the_plan.log_path, key) if outcome.began else outcome.error
+    if outcome.halt is not None:
+        error = AuthRefused if outcome.halt.auth else EndpointFailed
+        raise error(outcome.halt.message, outcome.halt.hint or None)
     return report
+
+
+def resume_note(log: RunLog, prior: dict[int, LogEntry]) -> str:
+    """`resuming LOG: A of B batches already acknowledged` (B: the batches the log knows of)."""
+    acked = sum(1 for line in prior.values() if line.get("status") == "acked")
+    totals = [line["summary"].get("batches_total") for line in log.entries if "summary" in line]
+    known = max([len(prior), *(total for total in totals if type(total) is int)])
+    return f"resuming {log.path}: {acked} of {known} batches already acknowledged"
 
 
 @dataclass(frozen=True)
 class Delivered:
     code: ExitCode
-    refusal: AuthRefusal | None = None  # the server refused the key: raised once the report is written
+    halt: Halt | None = None  # a refused key or a broken endpoint: raised once the report is written
+    began: bool = False  # a request was sent by this run
+    error: BaseException | None = None  # what ended the run after sending began (or while wrapping up)
+
+    @property
+    def complete(self) -> bool:
+        """Every batch of the input was settled (so the acknowledged totals are known)."""
+        return self.halt is None and self.error is None and self.code not in (ExitCode.INTERRUPTED, ExitCode.STOPPED)
+
+
+def _wrap_up(
+    the_plan: Plan,
+    opts: RunOptions,
+    pipe: Pipeline,
+    rejects: RejectsWriter,
+    started: float,
+    outcome: Delivered,
+    observer: Observer,
+    log: RunLog,
+    unacked: Totals,
+) -> tuple[Report, Delivered]:
+    """Close the rejects file, write the report and the log's summary, tell the observer.
+
+    A write that fails here is kept in the outcome (exit 4 once sending began); whatever can
+    still be written is."""
+    rejects_file = None
+    try:
+        rejects_file = rejects.close()
+    except T360Error as exc:
+        outcome = _failed(outcome, exc)
+    acknowledged = _acknowledged(pipe, unacked) if outcome.complete else None
+    report = _report(
+        the_plan, pipe, rejects_file, started, outcome.code, dry_run=False, acknowledged=acknowledged, log=str(log.path)
+    )
+    if opts.report:
+        try:
+            report.write(Path(opts.report))
+        except T360Error as exc:
+            outcome = _failed(outcome, exc)
+            report = replace(report, exit_code=int(outcome.code))
+    try:
+        log.append({"index": -1, "summary": report.to_json()})
+    except T360Error as exc:
+        outcome = _failed(outcome, exc)
+    observer.finish(report)
+    if outcome.code == ExitCode.INTERRUPTED:
+        observer.note(
+            f"interrupted after {pipe.counts.records_sent} records acknowledged; rerun the same command to resume"
+        )
+    return report, outcome
+
+
+def _failed(outcome: Delivered, exc: T360Error) -> Delivered:
+    """The outcome once `exc` struck while wrapping up (the first error is the one raised)."""
+    code = ExitCode.INCOMPLETE if outcome.began else exc.exit_code
+    return replace(outcome, code=code, error=outcome.error or exc)
+
+
+def _after_sending(exc: BaseException, log_path: Path, key: str) -> DeliveryIncomplete:
+    """An error after the first request: exit 4 (never 2, "nothing sent"), its message kept."""
+    resume = f"What was acknowledged is kept in {log_path}: rerun the same command to resume."
+    if isinstance(exc, DeliveryIncomplete):
+        return exc
+    if isinstance(exc, T360Error):
+        return DeliveryIncomplete(exc.message, f"{exc.hint} {resume}" if exc.hint else resume)
+    text = f"{exc}".replace(key, "***") if key else f"{exc}"
+    return DeliveryIncomplete(f"the run stopped after sending began: {type(exc).__name__}: {text}.", resume)
 
 
 def _sender(the_plan: Plan, settings: Settings, key: str, observer: Observer) -> Sender:
@@ -261,31 +313,21 @@ def _sender(the_plan: Plan, settings: Settings, key: str, observer: Observer) ->
         endpoint=contract.ENDPOINTS[the_plan.mapping.kind],
         api_key=key,
         timeout_s=settings.timeout_s,
-        retry=RetryPolicy(settings.max_attempts, settings.backoff_initial_s, settings.backoff_max_s),
+        retry=RetryPolicy(
+            settings.max_attempts, settings.backoff_initial_s, settings.backoff_max_s, settings.retry_after_max_s
+        ),
         rate_limit=settings.rate_limit,
         max_connections=settings.concurrency,
         api_key_hint=settings.key_hint(),
         on_retry=observer.retry,
+        ca_bundle=settings.ca_bundle,
     )
-
-
-@contextmanager
-def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
-    """Ctrl-C and SIGTERM stop sending; in-flight requests finish and the log is flushed."""
-    loop = asyncio.get_running_loop()
-    for sig in STOP_SIGNALS:
-        loop.add_signal_handler(sig, stop)
-    try:
-        yield
-    finally:
-        for sig in STOP_SIGNALS:
-            loop.remove_signal_handler(sig)
 
 
 async def _deliver(
     the_plan: Plan,
     pipe: Pipeline,
-    refusals: Refusals,
+    rejects: RejectsWriter,
     settings: Settings,
     key: str,
     log: RunLog,
@@ -293,62 +335,41 @@ async def _deliver(
     unacked: Totals,
     observer: Observer,
 ) -> Delivered:
-    from t360cli.deliver import Delivery, Producer
+    from t360cli.deliver import Delivery, Producer, Refusals, stop_on_signals
 
+    refusals = Refusals(pipe.counts, pipe.totals, rejects)
     async with _sender(the_plan, settings, key, observer) as sender:
         delivery = Delivery(
-            sender, log, pipe.counts, settings.concurrency, refusals, on_batch=observer.progress, unacked=unacked
+            sender,
+            log,
+            pipe.counts,
+            settings.concurrency,
+            refusals,
+            on_batch=observer.progress,
+            unacked=unacked,
+            stop_after=settings.stop_after_failed_batches,
         )
         producer = Producer(batches(pipe, settings), depth=2 * settings.concurrency)
-        with _stop_on_signals(delivery.stop):
+        with stop_on_signals(delivery.stop):
             try:
                 await delivery.run(producer, prior)
+            except Exception as exc:
+                if not delivery.began:
+                    raise
+                return Delivered(ExitCode.INCOMPLETE, delivery.halt, True, exc)
             finally:
                 producer.stop()
                 producer.thread.join()
                 refusals.fold()
-    if delivery.refusal is not None:
-        return Delivered(ExitCode.STOPPED, delivery.refusal)
-    if delivery.stopping:
-        return Delivered(ExitCode.INTERRUPTED)
-    return Delivered(exit_code(pipe.counts, False))
+    return _delivered(delivery.halt, delivery.stopping, pipe.counts, delivery.began)
 
 
-@dataclass
-class Refusals:
-    """Records the server refused; folded into the counts once the producer is done."""
-
-    pipe: Pipeline
-    rejects: RejectsWriter
-    rows: set[tuple[int, int]] = field(default_factory=set)
-    records: int = 0
-    totals: Totals | None = None
-
-    def __call__(self, batch: Batch, record: int, status: int, message: str) -> None:
-        refused = orjson.loads(batch.part(record, record + 1))[0]
-        if self.totals is None:
-            self.totals = Totals(self.pipe.totals.fields)
-        self.totals.add_record(refused)
-        self.records += 1
-        reason = f"server refused (HTTP {status}): {message}"
-        if batch.origins:
-            chunk, pos = batch.origin_of(record)
-            key = (chunk.source.index, int(batch.lines[record]))
-            if key not in self.rows:
-                self.rejects.write(chunk.source.name, key[1], reason, chunk.table.slice(pos, 1).to_pylist()[0])
-        else:  # an aggregated record: no single source row
-            key = (-1, -len(self.rows) - 1)
-            self.rejects.write("(aggregate)", 0, reason, {})
-        self.rows.add(key)
-
-    def fold(self) -> None:
-        """A refused row moves from valid to rejected (SPEC 9)."""
-        counts = self.pipe.counts
-        counts.rows_valid -= len(self.rows)
-        counts.rows_rejected += len(self.rows)
-        counts.records_valid -= self.records
-        if self.totals is not None:
-            self.pipe.totals.merge(self.totals, -1)
+def _delivered(halt: Halt | None, stopping: bool, counts: Counts, began: bool) -> Delivered:
+    if halt is not None:
+        return Delivered(ExitCode.STOPPED if halt.auth else ExitCode.INCOMPLETE, halt, began)
+    if stopping:
+        return Delivered(ExitCode.INTERRUPTED, began=began)
+    return Delivered(exit_code(counts, False), began=began)
 
 
 def _acknowledged(pipe: Pipeline, unacked: Totals) -> Totals:

@@ -1,16 +1,20 @@
-"""Tests for t360cli.client: retries, backoff, splitting, isolation, auth, rate, stop."""
+"""Tests for t360cli.client (and t360cli.answers): retries, backoff, splitting, isolation,
+auth, endpoint failures, rate, stop."""
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import socket
+import ssl
 import time
 
 import httpx
 import orjson
 import pytest
 
-from t360cli.client import RetryPolicy, Sender, SendResult, parse_retry_after
+from t360cli.answers import Broken, Transient, classify, parse_retry_after
+from t360cli.client import RetryPolicy, Sender, SendResult
 from t360cli.errors import UsageError
 
 KEY = "sekret-key-9f8e7d"
@@ -98,12 +102,23 @@ def test_429_then_503_then_200_is_acked_with_counts():
     assert len(seen) == 3
 
 
-def test_retry_after_seconds_is_used_instead_of_jitter_and_capped():
+def test_retry_after_is_waited_in_full_up_to_retry_after_max_s():
+    """SPEC 6: backoff_max_s caps the computed backoff only, never a server's Retry-After."""
     ft = FakeTime()
-    handler, _ = scripted((429, {"Retry-After": "7"}), (503, {"Retry-After": "1000"}), 200)
-    res = send_once(make(handler, ft, random=lambda: 0.0), 1, part_of(recs(1)))
+    handler, _ = scripted((429, {"Retry-After": "7"}), (503, {"Retry-After": "1000"}), 503, 200)
+    policy = RetryPolicy(max_attempts=8, backoff_initial_s=0.5, backoff_max_s=1.0, retry_after_max_s=300.0)
+    res = send_once(make(handler, ft, retry=policy, random=lambda: 1.0), 1, part_of(recs(1)))
     assert res.acked == [(0, 1)]
-    assert ft.delays == [7.0, 60.0]  # 1000 s capped at backoff_max_s
+    # 7 s in full although backoff_max_s is 1; 1000 s waits retry_after_max_s, then retries;
+    # the third failure has no Retry-After: backoff 0.5 * 2**2 = 2, capped at 1
+    assert ft.delays == [7.0, 300.0, 1.0]
+
+
+def test_retry_after_defaults_wait_300_s_at_most():
+    ft = FakeTime()
+    handler, _ = scripted((503, {"Retry-After": "86400"}), 200)
+    res = send_once(make(handler, ft), 1, part_of(recs(1)))
+    assert res.acked == [(0, 1)] and ft.delays == [300.0]
 
 
 def test_retry_after_http_date():
@@ -201,12 +216,13 @@ def test_422_text_message_is_trimmed_to_300_chars():
 
 def test_other_4xx_is_not_retried():
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(404, json={"error": "no such endpoint"})
+        return httpx.Response(409, json={"error": "conflict"})
 
     res = send_once(make(handler), 3, part_of(recs(3)))
     assert res.failed == [(0, 3)] and res.requests == 1
-    assert res.error == "HTTP 404: no such endpoint"
-    assert res.statuses == {"404": 1}
+    assert res.error == "HTTP 409: conflict"
+    assert res.cause == f"{BASE}{EP} answered HTTP 409: conflict"
+    assert res.statuses == {"409": 1} and res.halt is None
 
 
 def test_header_and_body_exactness():
@@ -363,7 +379,7 @@ def test_stop_in_flight_2xx_is_acked():
 
 def test_key_never_in_error_texts_or_repr():
     def echo(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(404, json={"error": f"unknown key {request.headers['x-api-key']}"})
+        return httpx.Response(409, json={"error": f"unknown key {request.headers['x-api-key']}"})
 
     def boom(request: httpx.Request) -> httpx.Response:
         raise httpx.UnsupportedProtocol(f"odd {KEY}", request=request)
@@ -380,7 +396,7 @@ def test_key_never_in_error_texts_or_repr():
         h, _ = scripted(status)
         res = send_once(make(h), 1, part_of(recs(1)))
         texts += [str(res.auth_refused), repr(res.auth_refused), res.error or ""]
-    assert "HTTP 404: unknown key ***" in texts
+    assert "HTTP 409: unknown key ***" in texts
     assert any("record refused for ***" in t for t in texts)
     assert all(KEY not in t for t in texts)
 
@@ -403,3 +419,119 @@ def test_send_outside_context_manager_is_an_error():
     handler, _ = scripted(200)
     with pytest.raises(RuntimeError):
         asyncio.run(make(handler).send(1, part_of(recs(1))))
+
+
+# --- endpoint failures (SPEC 10): classified by type, not retried, every send stops -----------
+
+
+def connect_error(cause: BaseException, url: str = BASE + EP) -> httpx.ConnectError:
+    """A ConnectError as httpx raises it: the OS or ssl error in its cause chain."""
+    request = httpx.Request("POST", url)
+    try:
+        try:
+            raise cause
+        except BaseException as inner:
+            raise httpx.ConnectError("All connection attempts failed", request=request) from inner
+    except httpx.ConnectError as exc:
+        return exc
+
+
+def test_connection_refused_is_transient_and_says_refused():
+    refused = ConnectionRefusedError(111, "Connection refused")
+    outcome = classify(connect_error(refused))
+    assert outcome == Transient(
+        "connect", "connection refused", cause="cannot connect to https://api.example.test (connection refused)"
+    )
+
+
+def test_a_certificate_that_fails_verification_is_broken_naming_host_and_reason():
+    tls = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
+    tls.verify_message = "self-signed certificate"
+    outcome = classify(connect_error(tls))
+    assert outcome == Broken(
+        "tls",
+        "cannot verify the TLS certificate of api.example.test (self-signed certificate)",
+        "If api.example.test uses a private CA, set ca_bundle: to its PEM file in the config, "
+        "then rerun the same command.",
+    )
+    with_bundle = classify(connect_error(tls), ca_bundle="/etc/ssl/ours.pem")
+    assert isinstance(with_bundle, Broken) and with_bundle.hint == (
+        "Check that ca_bundle /etc/ssl/ours.pem holds the CA that signed the certificate of api.example.test, "
+        "then rerun the same command."
+    )
+
+
+def test_a_host_that_does_not_resolve_is_broken_but_a_resolver_hiccup_is_retried():
+    unknown = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    outcome = classify(connect_error(unknown))
+    assert isinstance(outcome, Broken) and outcome.label == "dns"
+    assert outcome.message == "the host name api.example.test does not resolve (Name or service not known)"
+    again = socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+    outcome = classify(connect_error(again))
+    assert isinstance(outcome, Transient) and outcome.reason == "temporary failure in name resolution"
+
+
+@pytest.mark.parametrize("status", [404, 405])
+def test_404_and_405_are_broken_with_the_full_url(status: int):
+    request = httpx.Request("POST", BASE + EP)
+    outcome = classify(httpx.Response(status, request=request))
+    assert isinstance(outcome, Broken)
+    phrase = {404: "Not Found", 405: "Method Not Allowed"}[status]
+    assert outcome.message == f"{BASE}{EP} answered HTTP {status} {phrase}"
+    assert outcome.hint == "Check base_url: it must be the Track360 API host (t360 adds /tracking/events/... itself)."
+    with_path = classify(httpx.Response(status, request=httpx.Request("POST", BASE + "/api/v2" + EP)))
+    assert isinstance(with_path, Broken)
+    assert with_path.hint == (
+        "base_url is the host only (t360 adds /tracking/events/...): "
+        f"set base_url to {BASE}, not {BASE}/api/v2, then rerun the same command."
+    )
+
+
+def test_a_404_halts_every_send_of_the_sender():
+    """Four sends in flight; the first answer is 404: no further request, every send fails."""
+    count = 0
+
+    async def go():
+        arrived = asyncio.Event()
+
+        async def handler(request: httpx.Request) -> httpx.Response:
+            nonlocal count
+            count += 1
+            mine = count
+            if count == 4:
+                arrived.set()
+            await asyncio.wait_for(arrived.wait(), 5)
+            return httpx.Response(404 if mine == 1 else 503)
+
+        sender = make(handler)
+        async with sender:
+            results = await asyncio.gather(*(sender.send(5, part_of(recs(5))) for _ in range(4)))
+            later = await sender.send(3, part_of(recs(3)))
+        return results, later
+
+    results, later = asyncio.run(go())
+    assert count == 4
+    halts = [r.halt for r in results if r.halt is not None]
+    assert (
+        len(halts) == 1
+        and not halts[0].auth
+        and halts[0].message == (f"{BASE}{EP} answered HTTP 404 Not Found; nothing more was sent.")
+    )
+    assert all(r.failed == [(0, 5)] for r in results)
+    assert later.requests == 0 and later.failed == [(0, 3)]
+    assert later.error == f"not sent: {BASE}{EP} answered HTTP 404 Not Found"
+
+
+def test_exhausted_retries_keep_the_cause_naming_where():
+    handler, _ = scripted(503)
+    res = send_once(make(handler, retry=RetryPolicy(max_attempts=2)), 1, part_of(recs(1)))
+    assert res.error == "HTTP 503 after 2 attempts"
+    assert res.cause == f"{BASE}{EP} answered HTTP 503"
+
+
+def test_ca_bundle_that_is_no_ca_is_a_usage_error(tmp_path):
+    bad = tmp_path / "ca.pem"
+    bad.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    with pytest.raises(UsageError) as info:
+        Sender(base_url=BASE, endpoint=EP, api_key=KEY, ca_bundle=str(bad))
+    assert str(info.value).startswith(f"ca_bundle {bad}: cannot load it as a CA (")

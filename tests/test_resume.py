@@ -140,13 +140,52 @@ def test_sigterm_exits_130_and_the_next_run_resumes(tmp_path, sandbox) -> None:
     assert summary["batches_sent"] == len(batches) < TOTAL_BATCHES
     assert summary["batches_failed"] == 0  # a batch stopped before its first request is unsent
     assert sandbox.stats()["requests"] == len(batches)  # in-flight requests finished and were logged
+    said = (tmp_path / "err1.txt").read_text()
+    assert f"interrupted after {BATCH * len(batches)} records acknowledged; rerun the same command to resume" in said
     sandbox.set_faults(Faults())
 
     res = cli(*upload_args(tmp_path, sandbox), cwd=tmp_path, env={"T360_API_KEY": API_KEY})
     assert res.returncode == 0, res.stderr
+    known = max(len(batches), summary["batches_total"])
+    assert f"resuming {log.relative_to(tmp_path)}: {len(batches)} of {known} batches already acknowledged" in res.stderr
     report = orjson.loads((tmp_path / "r.json").read_bytes())
     assert report["batches_skipped"] == len(batches) and counts_add_up(report)
     assert report["totals"]["acknowledged"] == report["totals"]["valid"]
     assert_all_stored_once(sandbox)
     assert sandbox.stats() == {"customers": 0, "activities": ROWS, "requests": TOTAL_BATCHES, "duplicates_ignored": 0}
     assert_no_key(tmp_path, res.stdout, res.stderr)
+
+
+def test_a_second_ctrl_c_exits_at_once_and_in_flight_batches_are_sent_again(tmp_path, sandbox) -> None:
+    """SPEC 10: the first Ctrl-C waits for the requests in flight; a second one does not."""
+    latency_s = 20.0
+    sandbox.set_faults(Faults(latency_ms=latency_s * 1000))
+    deposits_csv(tmp_path / "d.csv", deposit_rows(ROWS))
+    mapping(tmp_path, DEPOSITS_MAPPING)
+    proc = subprocess.Popen(
+        [*T360, *upload_args(tmp_path, sandbox)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=cli_env({"T360_API_KEY": API_KEY}),
+    )
+    deadline = time.monotonic() + DEADLINE_S
+    while sandbox.stats()["requests"] < CONCURRENCY and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)  # polling the sandbox, not waiting for it
+    assert sandbox.stats()["requests"] == CONCURRENCY, "the upload did not get its requests in flight"
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)  # two signals sent back to back may merge into one in the kernel
+    first_again = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=DEADLINE_S)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - first_again < latency_s / 4  # did not wait for the server's answers
+    log = find_log(tmp_path)
+    assert log is not None and not (log.parent / (log.name + ".lock")).exists()
+    assert batch_lines(log) == 0  # the requests in flight count as not acknowledged
+    sandbox.set_faults(Faults())
+
+    res = cli(*upload_args(tmp_path, sandbox), cwd=tmp_path, env={"T360_API_KEY": API_KEY}, timeout=DEADLINE_S * 2)
+    assert res.returncode == 0, res.stderr
+    assert_all_stored_once(sandbox)
+    assert_no_key(tmp_path, res.stdout, res.stderr, err.decode())

@@ -29,7 +29,7 @@ from conftest import (
     write,
 )
 
-from t360cli.errors import AuthRefused, UsageError
+from t360cli.errors import AuthRefused, EndpointFailed, UsageError
 from t360cli.progress_log import LogLock, read_log
 from t360cli.report import Report
 from t360cli.run import RunOptions, upload
@@ -433,11 +433,17 @@ def test_failed_run_then_replay_failed_delivers_the_rest(tmp_path, sandbox, key_
     m = mapping(tmp_path, DEPOSITS_MAPPING)
     src = deposits_csv(tmp_path / "d.csv", rows)
     sandbox.set_faults(Faults(fail_rate=1.0))
-    report = run(tmp_path, sandbox, key_file, src, m, batch_size=20, max_attempts=2)
-    assert report["exit_code"] == 1 and counts_add_up(report)
+    with pytest.raises(EndpointFailed) as info:  # the third failed batch in a row stops the run (SPEC 10)
+        run(tmp_path, sandbox, key_file, src, m, batch_size=20, max_attempts=2, concurrency=1)
+    assert str(info.value) == (
+        f"{sandbox.url}/tracking/events/activities answered HTTP 503; 3 batches failed in a row, "
+        "nothing more was sent; rerun the same command to resume."
+    )
+    report = orjson.loads((tmp_path / "report.json").read_bytes())
+    assert report["exit_code"] == 4 and counts_add_up(report)
     assert (report["batches_failed"], report["batches_sent"], report["records_sent"]) == (3, 0, 0)
     assert report["http_status_counts"] == {"503": 6} and report["retries"] == 3
-    assert {v for ccy in report["totals"]["acknowledged"]["Deposit"].values() for v in ccy.values()} == {"0.00"}
+    assert report["totals"]["acknowledged"] is None  # stopped: unknown, rerun to finish
     assert sandbox.stats()["activities"] == 0
     log = report["log"]
 
