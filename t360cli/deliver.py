@@ -195,6 +195,8 @@ class Delivery:
             counts.batches_sent += 1
         else:
             counts.batches_failed += 1
+            cause = result.cause or result.error or "no answer"
+            counts.failed_causes[cause] = counts.failed_causes.get(cause, 0) + 1
             self._add_unacked(batch, result.failed)
         self.log.append(entry(batch, result))
         self._count_in_a_row(result)

@@ -9,7 +9,7 @@ import shutil
 import stat
 import tempfile
 import threading
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -163,7 +163,10 @@ class Report:
     duration_s: float
     exit_code: int
     totals: ControlTotals | None
-    failed_causes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def failed_causes(self) -> dict[str, int]:
+        return self.counts.failed_causes
 
     @property
     def top_reject_reasons(self) -> list[ReasonCount]:
@@ -180,7 +183,6 @@ class Report:
             exit_code=self.exit_code,
             totals=self.totals.to_json() if self.totals is not None else None,
             top_reject_reasons=[reason.to_json() for reason in self.top_reject_reasons],
-            failed_causes=dict(self.failed_causes),
         )
         return data
 

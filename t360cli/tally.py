@@ -108,6 +108,11 @@ class Counts:
     retries: int = 0
     http_status_counts: dict[str, int] = field(default_factory=dict)
     unattributed_customers: int | None = None
+    rows_unchanged: int = 0  # acknowledged before with the same record (the ledger, SPEC 13)
+    records_unchanged: int = 0
+    orphan_activities: int | None = None  # activities for a customer never sent (SPEC 13)
+    customers_missing: dict[str, int] | None = None  # per contract.customers_must_have field (SPEC 12)
+    failed_causes: dict[str, int] = field(default_factory=dict)  # error of failed batches -> batches
     reject_reasons: ReasonTally = field(default_factory=ReasonTally, repr=False, compare=False)  # not a count
 
 

@@ -129,8 +129,9 @@ def mapping(tmp: Path, text: str, name: str = "mapping.yaml") -> Path:
 
 
 def counts_add_up(report: dict[str, Any]) -> bool:
+    unchanged = report.get("rows_unchanged") or 0  # SPEC 13: the ledger's skips join the identity
     return report["rows_read"] == (
-        report["rows_valid"] + report["rows_rejected"] + report["rows_filtered"] + report["rows_duplicate"]
+        report["rows_valid"] + report["rows_rejected"] + report["rows_filtered"] + report["rows_duplicate"] + unchanged
     )
 
 

@@ -52,6 +52,10 @@ REPORT_KEYS = {
     "retries",
     "http_status_counts",
     "unattributed_customers",
+    "rows_unchanged",
+    "records_unchanged",
+    "orphan_activities",
+    "customers_missing",
     "log",
     "rejects",
     "duration_s",
@@ -96,7 +100,11 @@ def load_report(path: Path) -> dict:
     report = json.loads(path.read_text(encoding="utf-8"))
     assert set(report) == REPORT_KEYS | EXTRA_REPORT_KEYS
     assert report["rows_read"] == (
-        report["rows_valid"] + report["rows_rejected"] + report["rows_filtered"] + report["rows_duplicate"]
+        report["rows_valid"]
+        + report["rows_rejected"]
+        + report["rows_filtered"]
+        + report["rows_duplicate"]
+        + report["rows_unchanged"]
     )
     return report
 

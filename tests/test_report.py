@@ -115,9 +115,9 @@ def test_tally_keeps_five_and_bounds_its_groups() -> None:
 
 
 def test_report_json_keeps_every_count_and_adds_the_why() -> None:
-    counts = Counts(rows_read=2, rows_rejected=2)
+    counts = Counts(rows_read=2, rows_rejected=2, failed_causes={"HTTP 503": 2})
     counts.reject_reasons.add("Value: 'x' is not a number", "d.csv", 2)
-    report = Report("activities", True, ["d.csv"], counts, None, "r.csv", 0.5, 1, None, {"HTTP 503": 2})
+    report = Report("activities", True, ["d.csv"], counts, None, "r.csv", 0.5, 1, None)
     data = report.to_json()
     assert data["top_reject_reasons"] == [
         {"reason": "Value: not a number", "count": 1, "first_file": "d.csv", "first_line": 2}
