@@ -1,10 +1,14 @@
-"""Regenerate t360cli/sample_data/deposits.xlsx, byte for byte (seeded, fixed zip times).
+"""Regenerate t360cli/sample_data/deposits.xlsx and deposits_report.xlsx, byte for byte
+(seeded, fixed zip times).
 
-    python bench/make_sample_xlsx.py [-o PATH]
+    python bench/make_sample_xlsx.py [-o PATH] [--report-output PATH]
 
-A back-office deposits export with European formats: amounts as text `1.234,50`, dates as
-text `21.07.2025 08:46`, plus some numeric amount and login cells and one real Excel date
-cell. The bad rows are listed in t360cli/sample_data/README.md; keep the two in step.
+deposits.xlsx: a back-office deposits export with European formats: amounts as text
+`1.234,50`, dates as text `21.07.2025 08:46`, plus some numeric amount and login cells and
+one real Excel date cell. deposits_report.xlsx: a report made for people: a Summary sheet
+first, then a sheet with a merged title, a subtitle, the header on row 4, twenty deposits
+as real Excel numbers and dates, and a Total row. The bad rows are listed in
+t360cli/sample_data/README.md; keep the two in step.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 
 DEFAULT = Path(__file__).resolve().parents[1] / "t360cli" / "sample_data" / "deposits.xlsx"
+REPORT = DEFAULT.with_name("deposits_report.xlsx")
 HEADER = ["Txn ID", "Login", "Date", "Amount", "Ccy", "Method", "Status", "PSP Reference", "Comment"]
 LOGINS = [
     "5102345",
@@ -129,6 +134,83 @@ def workbook() -> Workbook:
     return wb
 
 
+REPORT_HEADER = ["Transaction ID", "Account", "Client", "Deposit Date", "Amount", "Currency", "Method", "Status"]
+REPORT_CLIENTS = [  # (login as the report writes it, name); numbers are numeric cells
+    (5102345, "María Sánchez"),
+    ("0048812", "Lukas Müller"),
+    (5102402, "João Silva"),
+    (5102468, "Juan Pérez"),
+    (5102415, "Sofia Rossi"),
+    (5102361, "Alex Taylor"),
+    (5102451, "Olga Ivanova"),
+]
+REPORT_METHODS = ["Card", "Card", "Bank transfer", "Skrill"]
+# 0-based deposit index -> cells that replace the generated ones (Excel row = index + 5)
+REPORT_SPECIAL: dict[int, dict[str, object]] = {
+    4: {"Account": "", "Client": "Unknown (deleted account)"},  # BAD: no account (row 9)
+    6: {"Status": "Pending"},  # filtered (row 11)
+    9: {"Currency": "EURO"},  # BAD: not an ISO 4217 code (row 14)
+    14: {"Status": "Pending"},  # filtered (row 19)
+}
+REPORT_DUPLICATE_OF = {17: 2}  # row 22 repeats row 7 exactly: skipped as a duplicate
+
+
+def report_rows(n: int = 20, seed: int = 20250801) -> list[list[object]]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        login, name = REPORT_CLIENTS[i % len(REPORT_CLIENTS)]
+        out.append(
+            {
+                "Transaction ID": f"DEP-{250701 + i * 3}",
+                "Account": login,
+                "Client": name,
+                "Deposit Date": datetime(2025, 7, 1 + i, rng.randrange(7, 22), rng.randrange(60)),
+                "Amount": rng.choice([100, 250, 500, 1000, 2500])
+                if rng.random() < 0.6
+                else rng.randrange(5000, 300000) / 100,
+                "Currency": rng.choice(["EUR", "EUR", "EUR", "USD", "GBP"]),
+                "Method": rng.choice(REPORT_METHODS),
+                "Status": "Approved",
+            }
+        )
+    for i, cells in REPORT_SPECIAL.items():
+        out[i].update(cells)
+    for i, j in REPORT_DUPLICATE_OF.items():
+        out[i] = dict(out[j])
+    return [[r[h] for h in REPORT_HEADER] for r in out]
+
+
+def report_workbook() -> Workbook:
+    wb = Workbook()
+    summary = wb.active
+    summary.title = "Summary"
+    for line in (["Deposits report", ""], ["Period", "July 2025"], ["Deposits", 20], ["Approved", 18]):
+        summary.append(line)
+    summary["A1"].font = Font(bold=True, size=14)
+    ws = wb.create_sheet("Deposits")
+    ws["A1"] = "Deposits report — July 2025"
+    ws["A1"].font = Font(bold=True, size=14)
+    ws.merge_cells("A1:H1")
+    ws["A2"] = "Payments back office, generated 01.08.2025 09:00 (times in UK time)"
+    ws.append([])
+    ws.append(REPORT_HEADER)
+    for cell in ws[4]:
+        cell.font = Font(bold=True)
+    data = report_rows()
+    for row in data:
+        ws.append(row)
+    total = sum(r[4] for r in data if isinstance(r[4], (int, float)))
+    ws.append(["Total", "", "", "", round(total, 2), "", "", ""])
+    for row in ws.iter_rows(min_row=5, max_row=ws.max_row):
+        row[3].number_format = "dd.mm.yyyy hh:mm"
+        row[4].number_format = "#,##0.00"
+        row[0].font = Font(bold=row[0].value == "Total")
+    wb.properties.creator = "Payments back office"
+    wb.properties.created = FIXED
+    return wb
+
+
 def deterministic(data: bytes) -> bytes:
     """The same xlsx with fixed zip times and document dates, so that output is stable."""
     src = zipfile.ZipFile(io.BytesIO(data))
@@ -150,11 +232,14 @@ def deterministic(data: bytes) -> bytes:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-o", "--output", type=Path, default=DEFAULT)
+    ap.add_argument("--report-output", type=Path, default=REPORT)
     args = ap.parse_args(argv)
-    raw = io.BytesIO()
-    workbook().save(raw)
-    args.output.write_bytes(deterministic(raw.getvalue()))
+    for book, path in ((workbook(), args.output), (report_workbook(), args.report_output)):
+        raw = io.BytesIO()
+        book.save(raw)
+        path.write_bytes(deterministic(raw.getvalue()))
     print(f"{args.output}: {len(rows())} data rows on sheet Deposits")
+    print(f"{args.report_output}: {len(report_rows())} data rows on sheet Deposits, rows 5 to 24, Total on 25")
     return 0
 
 

@@ -165,7 +165,7 @@ FIELD_REFERENCE = {
         ("eventname", "string", "required", "the KPI: Deposit, Withdrawal, Lots, DailyStats..."),
         ("eventid", "string", "", "unique per event: de-duplication and reconciliation"),
         ("createtime", "datetime", "", "sent as YYYY-MM-DD HH:mm, or YYYY-MM-DD for daily stats"),
-        ("Value", "decimal", "", "the amount of a single-KPI event, sent as text (\"1000.00\")"),
+        ("Value", "decimal", "", 'the amount of a single-KPI event, sent as text ("1000.00")'),
         ("Currency", "string", "", "an ISO 4217 code such as USD"),
         ("Lots", "decimal", "", "a KPI field (daily stats)"),
         ("Volume", "decimal", "", "a KPI field (daily stats)"),

@@ -29,6 +29,8 @@ DEMO_FILES = [
     ("ib_rebates.jsonl", "ib_rebates.yaml"),
     ("daily_trading.csv", "daily_events.yaml"),
     ("trades.csv", "trades_daily.yaml"),
+    ("mt_deals.csv", "mt_deals.yaml"),
+    ("deposits_report.xlsx", "deposits_report.yaml"),
 ]
 
 

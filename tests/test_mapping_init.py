@@ -2,12 +2,18 @@
 
 Runs the typer app in-process (CliRunner): `mapping init FILE --kind K -o OUT`, then
 `validate FILE -m OUT --report R`, which must finish (exit 0 or 1), never refuse the
-mapping (exit 2), and read as many rows as the sample's golden says.
+mapping (exit 2), read as many rows as the sample's golden says, and reject no row that the
+sample's hand-written mapping does not also reject for the same field (SPEC 12: the starter,
+used as written, reads real exports as they come: titles, Total lines, comma decimals,
+MetaTrader times).
 """
 
 from __future__ import annotations
 
+import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +23,10 @@ from typer.testing import CliRunner, Result
 
 from t360cli.cli import app
 from t360cli.demo import DEMO_FILES, SAMPLES
+from t360cli.errors import T360Error
 from t360cli.mapping import load_mapping
+from t360cli.starter import guess_datetime, init_command
+from t360cli.starter_detect import match_columns, sniff_delimiter
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 EXPORTS = list(
@@ -56,7 +65,24 @@ MATCHES: dict[str, tuple[dict[str, str], dict[str, str]]] = {
         {},
     ),
     "trades.csv": ({"customerid": "Login", "eventid": "Ticket", "createtime": "Close Time", "Currency": "Ccy"}, {}),
+    "mt_deals.csv": (
+        {"customerid": "Login", "eventid": "Deal", "createtime": "Time", "Currency": "Currency"},
+        {"encoding": "cp1252", "delimiter": ";", "decimal": ","},
+    ),
+    "deposits_report.xlsx": (
+        {
+            "customerid": "Account",
+            "eventid": "Transaction ID",
+            "createtime": "Deposit Date",
+            "Value": "Amount",
+            "Currency": "Currency",
+        },
+        {"sheet": "Deposits", "header_row": 4, "skip_footer": 1},
+    ),
 }
+# Rows the sample mapping filters out (`where:`) before they are checked: the starter has no
+# `where:`, so it checks them (customers line 23 `00/00/0000 00:00`, deposits row 17 `—`).
+NEVER_CHECKED = {"customers.csv": {23}, "deposits.xlsx": {17}}
 
 
 def invoke(*args: str) -> Result:
@@ -87,6 +113,14 @@ def validate(path: Path, mapping: Path, report: Path) -> dict[str, Any]:
     return json.loads(report.read_text(encoding="utf-8"))
 
 
+def rejected(report: dict[str, Any]) -> dict[int, str]:
+    """source line -> the field its reason names (the text before the first colon)."""
+    if not report["rejects"]:
+        return {}
+    with open(report["rejects"], newline="", encoding="utf-8") as f:
+        return {int(r["source_line"]): r["reason"].split(":")[0] for r in csv.DictReader(f)}
+
+
 @pytest.mark.parametrize("data, kind, mapping", EXPORTS, ids=[e[0] for e in EXPORTS])
 def test_starter_validates_and_matches(data: str, kind: str, mapping: str, here: Path) -> None:
     result, parsed, text = init(SAMPLES / data, kind, here / "starter.yaml")
@@ -99,6 +133,11 @@ def test_starter_validates_and_matches(data: str, kind: str, mapping: str, here:
     assert {t: got.get(t) for t in fields} == fields, text
     assert {k: (parsed.get("source") or {}).get(k) for k in source} == source, text
     assert text.count(f"\n  {'customerId' if kind == 'customers' else 'customerid'}:") == 1
+    # the key test: no reject of the starter's own making (a wrong format, decimal, sheet, header...)
+    wanted = {line: reason.split(":")[0] for line, reason in golden["rejects"]}
+    for line, target in rejected(report).items():
+        assert line in wanted or line in NEVER_CHECKED.get(data, set()), (line, target, text)
+        assert line not in wanted or wanted[line] == target, (line, target, wanted[line])
 
 
 def test_types_chosen_from_values(here: Path) -> None:
@@ -189,3 +228,211 @@ def test_stdout_without_output(here: Path) -> None:
 def test_bad_kind_is_a_usage_error(here: Path) -> None:
     result = invoke("mapping", "init", str(SAMPLES / "trades.csv"), "--kind", "trades")
     assert result.exit_code == 2 and "--kind must be customers or activities" in result.stderr
+
+
+# --- SPEC 12: real exports as they come ------------------------------------------------
+
+
+def test_metatrader_deals(here: Path) -> None:
+    """cp1252, `;`, comma decimals, `2025.07.01 08:00:00`: only the file's own bad rows are rejected."""
+    _, parsed, text = init(SAMPLES / "mt_deals.csv", "activities", here / "mt.yaml")
+    assert parsed["fields"]["createtime"] == {"column": "Time", "type": "datetime", "format": "%Y.%m.%d %H:%M:%S"}
+    assert parsed["fields"]["eventid"] == {"column": "Deal"}  # Deal, not Order
+    assert parsed["source"] == {"encoding": "cp1252", "delimiter": ";", "decimal": ","}
+    assert '#  Volume: {column: "Volume", type: decimal}  e.g. "1,00"' in text  # the guide's spelling
+    assert 'e.g. "María Sánchez"' in text and 'e.g. "Dépôt carte bancaire"' in text  # plain UTF-8
+    assert "\\u00" not in text
+    report = validate(SAMPLES / "mt_deals.csv", here / "mt.yaml", here / "r.json")
+    assert rejected(report) == {9: "createtime", 14: "customerid"}  # 2025.06.31; no Login
+    assert (report["rows_read"], report["rows_valid"], report["rows_duplicate"]) == (30, 26, 2)
+
+
+def test_titled_workbook_report(here: Path) -> None:
+    """Summary sheet first, merged title and subtitle above the header, a Total row below."""
+    _, parsed, text = init(SAMPLES / "deposits_report.xlsx", "activities", here / "rep.yaml")
+    assert parsed["source"] == {"sheet": "Deposits", "header_row": 4, "skip_footer": 1}
+    assert "decimal" not in parsed["source"]  # numeric cells: 2435.72
+    assert parsed["fields"]["Value"] == {"column": "Amount", "type": "decimal"}
+    report = validate(SAMPLES / "deposits_report.xlsx", here / "rep.yaml", here / "r.json")
+    assert report["rows_read"] == 20  # the Total row is not data
+    assert rejected(report) == {9: "customerid", 14: "Currency"}  # no account; EURO
+
+
+def write_csv(path: Path, lines: list[str], encoding: str = "utf-8") -> Path:
+    path.write_bytes("".join(line + "\r\n" for line in lines).encode(encoding))
+    return path
+
+
+TITLED = [
+    "Withdrawals report;;;;",
+    "Generated 01.08.2025 09:00;;;;",
+    ";;;;",
+    "Ticket;Account;Requested;Amount;Ccy",
+    "T-1;5102345;21.07.2025 08:46;1.234,50;EUR",
+    "T-2;5102361;22.07.2025 17:05;99,00;USD",
+    "T-3;0048812;31.07.2025 23:59;12.500,00;EUR",
+    "Total;;;13.833,50;",
+]
+
+
+def test_csv_title_block_total_line_and_comma_decimals(here: Path) -> None:
+    path = write_csv(here / "wd.csv", TITLED, "cp1252")
+    _, parsed, text = init(path, "activities", here / "wd.yaml")
+    assert parsed["source"] == {"delimiter": ";", "header_row": 4, "skip_footer": 1, "decimal": ","}, text
+    assert parsed["fields"]["createtime"]["format"] == "%d.%m.%Y %H:%M"
+    assert parsed["fields"]["eventid"] == {"column": "Ticket"}
+    report = validate(path, here / "wd.yaml", here / "r.json")
+    assert (report["rows_read"], report["rows_rejected"], report["rows_valid"]) == (3, 0, 3)
+    assert report["totals"]["valid"]["Deposit"]["EUR"]["Value"] == "13734.50"
+
+
+@pytest.mark.parametrize(
+    "delimiter, source",
+    [("\t", {"format": "tsv", "header_row": 3}), (";", {"format": "csv", "delimiter": ";", "header_row": 3})],
+    ids=["tab", "semicolon"],
+)
+def test_txt_is_sniffed_as_csv_or_tsv(delimiter: str, source: dict[str, Any], here: Path) -> None:
+    rows = ["Deals export", "", "Deal,Login,Time,Volume,Currency", "1001,5102345,2025.07.01 08:00:00,0.50,USD"]
+    rows += ["1002,5102361,2025.07.01 09:30:00,1.25,EUR", "1003,5102402,2025.07.02 10:00:00,2.00,USD"]
+    path = write_csv(here / "deals.txt", [r.replace(",", delimiter) for r in rows])
+    _, parsed, text = init(path, "activities", here / "deals.yaml")
+    assert parsed["source"] == source, text
+    assert parsed["fields"]["eventid"] == {"column": "Deal"}
+    report = validate(path, here / "deals.yaml", here / "r.json")
+    assert (report["rows_read"], report["rows_rejected"]) == (3, 0)
+
+
+def test_workbook_sheet_with_a_header_not_the_summary_title(here: Path) -> None:
+    """Before: the Summary's title became the id column. Now: the first sheet with a header and data."""
+    openpyxl = pytest.importorskip("openpyxl")
+    wb = openpyxl.Workbook()
+    wb.active.title = "Summary"
+    for line in (["Monthly statement", ""], ["Period", "July 2025"], ["Rows", 2]):
+        wb.active.append(line)
+    ws = wb.create_sheet("Data")
+    ws.append(["Statement of account"])
+    ws.merge_cells("A1:D1")
+    ws.append(["Foo", "Bar", "Baz", "Qux"])
+    ws.append(["k1", "x", 10.5, "2025-07-01"])
+    ws.append(["k2", "y", 20, "2025-07-02"])
+    wb.save(here / "st.xlsx")
+    _, parsed, text = init(here / "st.xlsx", "activities", here / "st.yaml")
+    assert parsed["source"] == {"sheet": "Data", "header_row": 2}, text
+    assert parsed["fields"]["customerid"] == {"column": "Foo"}
+    report = validate(here / "st.xlsx", here / "st.yaml", here / "r.json")
+    assert (report["rows_read"], report["rows_rejected"]) == (2, 0)
+
+
+@pytest.mark.parametrize(
+    "values, fmt, ambiguous",
+    [
+        (["2025.07.01 08:00:00", "2025.07.21 17:45:09"], "%Y.%m.%d %H:%M:%S", False),  # MetaTrader
+        (["2025.07.01 08:00", "2025.07.21 17:45"], "%Y.%m.%d %H:%M", False),
+        (["21.07.2025 08:46", "01.07.2025 09:00"], "%d.%m.%Y %H:%M", False),
+        (["03.04.2025 10:00", "05.06.2025 11:00"], "%d.%m.%Y %H:%M", False),  # dots: day-first, always
+        (["2025-07-01 08:00:00", "2025-07-21 17:45:09"], "%Y-%m-%d %H:%M:%S", False),
+        (["2025-07-01 08:00", "2025-07-21 17:45"], "%Y-%m-%d %H:%M", False),
+        (["13-04-2025", "03-04-2025"], "%d-%m-%Y", False),  # a day above 12 decides
+        (["04-13-2025", "04-03-2025"], "%m-%d-%Y", False),
+        (["04/13/2025 10:00", "04/03/2025 10:00", "04/05/2025 10:00"], "%m/%d/%Y %H:%M", False),
+        (["03-04-2025", "05-06-2025"], "%d-%m-%Y", True),
+        (["03/04/2025", "05/06/2025"], "%d/%m/%Y", True),
+    ],
+)
+def test_datetime_formats(values: list[str], fmt: str, ambiguous: bool) -> None:
+    got = guess_datetime(values)
+    assert got is not None and got["format"] == fmt
+    assert ("AMBIGUOUS" in got.get("note", "")) is ambiguous
+
+
+def test_iso_needs_no_format() -> None:
+    assert guess_datetime(["2025-07-22T10:15:00Z", "2025-07-22T11:00:00+02:00"]) == {"type": "datetime"}
+    assert guess_datetime(["Card", "Wire"]) is None
+
+
+@pytest.mark.parametrize("name", ["Deal", "Ticket", "Order", "Transaction ID", "Deal #", "Order No.", "Txn Ref"])
+def test_eventid_synonyms(name: str) -> None:
+    assert match_columns("activities", ["Login", name, "Time"])["eventid"] == name
+
+
+def test_deal_before_order() -> None:
+    assert match_columns("activities", ["Order", "Login", "Deal"])["eventid"] == "Deal"
+
+
+def test_sniff_delimiter_ignores_title_lines() -> None:
+    assert sniff_delimiter(["Report, July", "a;b;c", "1;2,5;3", "4;5;6"]) == ";"
+    assert sniff_delimiter(["just a title"]) == ","
+
+
+def test_options_override_what_is_found(here: Path) -> None:
+    """--format, --delimiter, --encoding, --header-row (library call; cli.py passes them on)."""
+    path = write_csv(here / "export.dat", ["Export of deals", "Deal|Login|Amount", "7|5102345|10.50"], "cp1252")
+    made = init_command(
+        str(path), "activities", str(here / "o.yaml"), False, format="csv", delimiter="|", encoding="latin-1"
+    )
+    assert made.written_to == str(here / "o.yaml")
+    parsed = yaml.safe_load(made.text)
+    assert parsed["source"] == {"format": "csv", "encoding": "latin-1", "delimiter": "|", "header_row": 2}
+    report = validate(path, here / "o.yaml", here / "r.json")
+    assert (report["rows_read"], report["rows_rejected"]) == (1, 0)
+    forced = yaml.safe_load(init_command(str(path), "activities", None, False, format="csv", header_row=2).text)
+    assert forced["source"]["header_row"] == 2
+
+
+def test_sheet_option(here: Path) -> None:
+    by_name = yaml.safe_load(
+        init_command(str(SAMPLES / "deposits.xlsx"), "activities", None, False, sheet="Deposits").text
+    )
+    assert by_name["source"]["sheet"] == "Deposits"
+    by_index = yaml.safe_load(init_command(str(SAMPLES / "deposits.xlsx"), "activities", None, False, sheet="1").text)
+    assert by_index["source"]["sheet"] == 1 and by_index["fields"]["eventid"] == {"column": "Txn ID"}
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ({"format": "xls"}, "--format must be one of csv, tsv, xlsx, jsonl, json, parquet, not 'xls'."),
+        ({"delimiter": ";;"}, "--delimiter must be one character, not ';;'."),
+        ({"encoding": "klingon"}, "--encoding: unknown encoding 'klingon'."),
+        ({"header_row": 0}, "--header-row must be 1 or more, not 0."),
+    ],
+)
+def test_bad_options_are_one_sentence(option: dict[str, Any], message: str) -> None:
+    with pytest.raises(T360Error) as caught:
+        init_command(str(SAMPLES / "trades.csv"), "activities", None, False, **option)
+    assert caught.value.message == message and caught.value.exit_code == 2
+
+
+def test_cli_writes_plain_utf8_to_stdout(here: Path) -> None:
+    """The installed command, as a user runs it: `t360 mapping init FILE --kind activities`."""
+    t360 = Path(sys.executable).parent / "t360"
+    proc = subprocess.run(
+        [str(t360), "mapping", "init", str(SAMPLES / "mt_deals.csv"), "--kind", "activities"],
+        capture_output=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout.decode("utf-8")
+    assert 'e.g. "María Sánchez"' in text and "\\u00" not in text
+    assert yaml.safe_load(text)["fields"]["createtime"]["format"] == "%Y.%m.%d %H:%M:%S"
+    assert b"left unmapped: Name, Entry" in proc.stderr
+
+
+def test_the_options_through_the_command_line(tmp_path: Path) -> None:
+    """SPEC 12: --format, --delimiter, --encoding, --sheet, --header-row on the command line."""
+    import subprocess
+    import sys
+
+    (tmp_path / "d.txt").write_text(
+        "Report of deals\n\nDeal|Login|Time\n1|5|2025.07.01 08:00:00\n2|6|2025.07.01 09:00:00\n"
+    )
+    t360 = Path(sys.executable).with_name("t360")
+    args = ["mapping", "init", "d.txt", "--kind", "activities", "--format", "csv", "--delimiter", "|"]
+    out = subprocess.run([str(t360), *args, "--header-row", "3"], cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert 'delimiter: "|"' in out.stdout and "header_row: 3" in out.stdout
+    assert 'eventid: {column: "Deal"}' in out.stdout and '"%Y.%m.%d %H:%M:%S"' in out.stdout
+    bad = subprocess.run([str(t360), *args[:5], "--format", "xls"], cwd=tmp_path, capture_output=True, text=True)
+    assert (
+        bad.returncode == 2 and "--format must be one of csv, tsv, xlsx, jsonl, json, parquet, not 'xls'." in bad.stderr
+    )

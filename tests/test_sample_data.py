@@ -132,6 +132,28 @@ CASES = [
         },
         totals={"Rebate": {"USD": {"Value": "766.36", "Lots": "109.48"}}},
     ),
+    Expect(
+        "mt_deals.csv",
+        "mt_deals.yaml",
+        valid=10,
+        rejected=3,
+        filtered=16,
+        duplicate=1,
+        records=10,
+        rejects={9: ("createtime", "2025.06.31"), 14: ("customerid",), 25: ("eventid", "mt_4501206")},
+        totals={"Lots": {"USD": {"Value": "5.95", "profit": "564.75"}, "EUR": {"Value": "1.30", "profit": "-18.50"}}},
+    ),
+    Expect(
+        "deposits_report.xlsx",
+        "deposits_report.yaml",
+        valid=15,
+        rejected=2,
+        filtered=2,
+        duplicate=1,
+        records=15,
+        rejects={9: ("customerid",), 14: ("Currency", "EURO")},
+        totals={"Deposit": {"EUR": {"Value": "7843.25"}, "USD": {"Value": "1370.70"}, "GBP": {"Value": "1025.62"}}},
+    ),
 ]
 
 

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import cli_env
 
 T360 = Path(sys.executable).with_name("t360")

@@ -26,6 +26,26 @@ def mapping_init(
         str | None, typer.Option("--output", "-o", metavar="PATH", help="Write here instead of stdout.")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing -o file.")] = False,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            metavar="FORMAT",
+            help="csv, tsv, xlsx, jsonl, json or parquet [default: by name, else sniffed].",
+        ),
+    ] = None,
+    delimiter: Annotated[
+        str | None, typer.Option(metavar="CHAR", help='The cell delimiter; "\\t" for a tab [default: sniffed].')
+    ] = None,
+    encoding: Annotated[
+        str | None, typer.Option(metavar="NAME", help="The text encoding [default: utf-8, else cp1252].")
+    ] = None,
+    sheet: Annotated[
+        str | None, typer.Option(metavar="NAME", help="xlsx: sheet name or 0-based index [default: found].")
+    ] = None,
+    header_row: Annotated[
+        int | None, typer.Option(min=1, metavar="N", help="The header's line (xlsx: row) [default: found].")
+    ] = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Write a starter mapping by matching the file's columns to Track360's fields."""
@@ -33,7 +53,8 @@ def mapping_init(
     def body(term: Terminal) -> int:
         from t360cli import starter
 
-        term.show_starter(starter.init_command(file, kind, output, force))
+        options = {"format": fmt, "delimiter": delimiter, "encoding": encoding, "sheet": sheet}
+        term.show_starter(starter.init_command(file, kind, output, force, header_row=header_row, **options))
         return 0
 
     _call(body, False, verbose)
