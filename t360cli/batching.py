@@ -44,6 +44,8 @@ class Batch:
     lines: Ints  # source line per record
     ids: frozenset[int] = frozenset()  # customers: hashed customerIds (delivery order)
     origins: list[tuple[int, Origin]] = field(default_factory=list)  # (first record, origin)
+    ledger_ids: npt.NDArray[np.uint64] = field(default_factory=lambda: np.empty(0, np.uint64))  # per record or empty
+    ledger_hashes: npt.NDArray[np.uint64] = field(default_factory=lambda: np.empty(0, np.uint64))
 
     @cached_property
     def body(self) -> bytes:
@@ -85,6 +87,8 @@ class Piece:
     lines: Ints
     ids: npt.NDArray[np.uint64]  # per record (customers) or empty
     origin: Origin | None = None
+    ledger_ids: npt.NDArray[np.uint64] = field(default_factory=lambda: np.empty(0, np.uint64))  # per record or empty
+    ledger_hashes: npt.NDArray[np.uint64] = field(default_factory=lambda: np.empty(0, np.uint64))
 
 
 class Batcher:
@@ -100,6 +104,7 @@ class Batcher:
         self.parts: list[memoryview] = []
         self.sizes: list[npt.NDArray[np.int64]] = []
         self.meta: list[tuple[Ints, Ints, npt.NDArray[np.uint64]]] = []
+        self.acks: list[tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]] = []
         self.origins: list[tuple[int, Origin]] = []
         self.n = 0
         self.nbytes = 2  # the brackets
@@ -132,6 +137,8 @@ class Batcher:
         self.sizes.append(sizes[pos:end])
         ids = piece.ids[pos:end] if len(piece.ids) else piece.ids
         self.meta.append((piece.files[pos:end], piece.lines[pos:end], ids))
+        if len(piece.ledger_ids):
+            self.acks.append((piece.ledger_ids[pos:end], piece.ledger_hashes[pos:end]))
         if piece.origin is not None:
             self.origins.append((self.n, Origin(piece.origin.chunk, piece.origin.pos[pos:end])))
         self.n += count
@@ -152,6 +159,9 @@ class Batcher:
             frozenset(ids.tolist()),
             self.origins,
         )
+        if self.acks:  # every piece of a run carries them, or none does
+            batch.ledger_ids = np.concatenate([ack[0] for ack in self.acks])
+            batch.ledger_hashes = np.concatenate([ack[1] for ack in self.acks])
         self.index += 1
         self._reset()
         return batch

@@ -75,6 +75,13 @@ class Settings:
             )
         return key
 
+    def api_key_if_any(self) -> str | None:
+        """The key when one is set (a dry run uses it only to find its ledger), else None."""
+        try:
+            return self.api_key()
+        except UsageError:
+            return None
+
     def key_hint(self) -> str:
         return f"api_key_file {self.api_key_file}" if self.api_key_file else f"${self.api_key_env}"
 

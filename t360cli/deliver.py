@@ -21,6 +21,7 @@ import orjson
 
 from t360cli.batching import Batch
 from t360cli.client import Halt, Sender, SendResult, Span
+from t360cli.ledger_view import Acknowledged
 from t360cli.progress_log import RunLog
 from t360cli.tally import Counts, RejectSink, Totals
 
@@ -90,6 +91,7 @@ class Delivery:
     on_batch: Callable[[Counts], None] = lambda counts: None
     unacked: Totals | None = None
     stop_after: int = 0  # failed batches in a row that stop the run (0: never)
+    acknowledged: Acknowledged | None = None  # on their way to the ledger, after the log line
     stopping: bool = False
     halt: Halt | None = None
     began: bool = False
@@ -140,6 +142,8 @@ class Delivery:
             self.began = True
             task = asyncio.create_task(self._send(batch, ranges))
             self.inflight[task] = batch
+            if self.acknowledged is not None and self.acknowledged.due:
+                await asyncio.to_thread(self.acknowledged.flush)
         producer.stop()
         await self._drain()
 
@@ -199,6 +203,9 @@ class Delivery:
             counts.failed_causes[cause] = counts.failed_causes.get(cause, 0) + 1
             self._add_unacked(batch, result.failed)
         self.log.append(entry(batch, result))
+        if self.acknowledged is not None and len(batch.ledger_ids):  # after the log line, never before
+            for lo, hi in result.acked:
+                self.acknowledged.add(batch.ledger_ids[lo:hi], batch.ledger_hashes[lo:hi])
         self._count_in_a_row(result)
         self.on_batch(counts)
 

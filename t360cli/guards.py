@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from t360cli.errors import TooFewRows, TooManyRejects, UsageError
+from t360cli.errors import ExitCode, TooFewRows, TooManyRejects, UsageError
 from t360cli.tally import Counts
 
 WhereSeen = dict[str, list[tuple[str, int]]]  # per where column, the values it filtered most often
@@ -78,3 +78,10 @@ def empty_run_warning(counts: Counts, files: list[str], where_seen: WhereSeen) -
     )
     tail = f"; values seen most often: {seen}" if seen else ""
     return f"warning: where: filtered all {counts.rows_read} rows{tail}."
+
+
+def exit_code(counts: Counts, dry_run: bool) -> ExitCode:
+    """SPEC 7: failed batches -> 4 (wins over 1); rejected rows with delivery complete -> 1."""
+    if not dry_run and counts.batches_failed:
+        return ExitCode.INCOMPLETE
+    return ExitCode.PARTIAL if counts.rows_rejected else ExitCode.OK

@@ -21,6 +21,7 @@ from t360cli import contract, encode, events, readers, transform, validate
 from t360cli.aggregate import Aggregator, Groups
 from t360cli.batching import Origin, Piece
 from t360cli.dedupe import Dedupe, Presence, RecordKeys, classify, hash_strings
+from t360cli.ledger_view import RunLedger, Verdict, orphan_names
 from t360cli.mapping import Mapping, check_columns
 from t360cli.readers import Chunk
 from t360cli.tally import Counts, RejectBuffer, RejectSink, Totals
@@ -59,6 +60,7 @@ class Prepared:
     records: pa.Array  # JSON text of the valid records (empty when aggregating)
     totals: Totals  # control totals of those records, before dedupe
     keys: RecordKeys
+    verdict: Verdict  # what the ledger says of each record (nothing without a ledger)
     where_values: dict[str, dict[str, int]] = field(default_factory=dict)  # filtered rows' where cells
 
 
@@ -73,6 +75,8 @@ class Pipeline:
     on_chunk: Callable[[Counts], None] | None = None  # after each chunk, for progress
     must_have: tuple[str, ...] = ()  # contract.customers_must_have: counted when missing
     allowed: dict[str, tuple[str, ...]] = field(default_factory=dict)  # contract.allowed: other values rejected
+    ledger: RunLedger | None = None  # what Track360 acknowledged before (upload; validate with a key)
+    reject_orphans: bool = False  # contract.orphans: reject
 
     def __post_init__(self) -> None:
         self.kind = self.mapping.kind
@@ -88,6 +92,9 @@ class Pipeline:
         self.aggregator = Aggregator(self.mapping, spec) if spec is not None else None
         self.where_counts: dict[str, Counter[str]] = {}
         self.customers_missing: dict[str, int] = {}  # per contract.customers_must_have field, once read
+        self.orphan_names: list[str] = []  # the first few customerids of orphan activities
+        self.records_without_id = 0  # activities the ledger cannot remember (no eventid)
+        self._customer_keys: list[np.ndarray] = []  # ledger id hashes of valid customers (a job's orphans)
 
     def where_seen(self, most: int = 5) -> dict[str, list[tuple[str, int]]]:
         """Per `where:` column, the values seen most often in the rows it filtered out
@@ -121,6 +128,8 @@ class Pipeline:
             missing = self.presence.missing()
             self.counts.unattributed_customers = missing["tracking_data"]
             self.customers_missing = {name: missing[name] for name in self.must_have}
+            if self.must_have:
+                self.counts.customers_missing = dict(self.customers_missing)
 
     def _absorb_next(self, pending: deque[Future[Prepared]]) -> Iterator[Piece]:
         piece = self.absorb(pending.popleft().result())
@@ -134,8 +143,9 @@ class Pipeline:
         """Map, check and encode one chunk. Pure: touches no run state."""
         empty = pa.array([], pa.string())
         if not chunk.table.num_rows:
+            nothing = RecordKeys.of(None, empty)
             return Prepared(
-                chunk, validate.Checked.empty(), empty, Totals(self.totals.fields), RecordKeys.of(None, empty)
+                chunk, validate.Checked.empty(), empty, Totals(self.totals.fields), nothing, Verdict.none(0)
             )
         checked = events.expand(self.mapping, chunk) if self.mapping.events else validate.check(self.mapping, chunk)
         if self.allowed:
@@ -143,7 +153,7 @@ class Pipeline:
         where_values = _where_values(self.mapping, chunk) if self.mapping.where else {}
         if self.aggregator is not None or not len(checked.rows):
             nothing = RecordKeys.of(None, empty)
-            return Prepared(chunk, checked, empty, Totals(self.totals.fields), nothing, where_values)
+            return Prepared(chunk, checked, empty, Totals(self.totals.fields), nothing, Verdict.none(0), where_values)
         if self.generate:  # the id hashes the record's content; it opens the record
             records, ids, hashes = encode.records_with_id(checked.values, self.kind)
             checked.values = {"eventid": ids, **checked.values}
@@ -154,7 +164,13 @@ class Pipeline:
             keys = RecordKeys.of(checked.values.get(id_field), records)
         totals = Totals(self.totals.fields)
         totals.add_columns(checked.values)
-        return Prepared(chunk, checked, records, totals, keys, where_values)
+        return Prepared(chunk, checked, records, totals, keys, self._verdict(checked.values, records), where_values)
+
+    def _verdict(self, values: dict[str, pa.Array], records: pa.Array) -> Verdict:
+        if self.ledger is None:
+            return Verdict.none(len(records))
+        id_field = "eventid" if self.kind == "activities" else contract.ID_FIELD["customers"]
+        return self.ledger.judge(values.get(id_field), records, values.get("customerid"))
 
     def absorb(self, prepared: Prepared) -> Piece | None:
         """Count, reject and deduplicate a prepared chunk, in file order."""
@@ -178,19 +194,32 @@ class Pipeline:
         return self._deduplicated(prepared)
 
     def _deduplicated(self, prepared: Prepared) -> Piece | None:
-        """The records dedupe keeps; conflicts are rejects, duplicates are counted."""
+        """The records to send: not a repeat within the run (dedupe), not unchanged since
+        Track360 acknowledged them (the ledger); conflicts and refused orphans are rejects."""
         chunk, values, rows, records = prepared.chunk, prepared.checked.values, prepared.checked.rows, prepared.records
+        verdict, counts, count = prepared.verdict, self.counts, chunk.table.num_rows
         status = classify(self.dedupe, prepared.keys)
-        count = chunk.table.num_rows
-        conflicted = status == Dedupe.CONFLICT
-        conflict = _marked(count, rows, conflicted)  # per chunk row, like kept and dup
-        if conflict.any():
-            self.buffer.add_rows(chunk, *validate.conflict_reasons(values["eventid"], rows, conflicted))
-        keep = (status == Dedupe.KEEP) & ~conflict[rows]
+        fresh = status == Dedupe.KEEP
+        refusals = {
+            "run": status == Dedupe.CONFLICT,
+            "ledger": fresh & verdict.conflict,
+            "orphan": fresh & verdict.orphan & self.reject_orphans,
+        }
+        refused = _marked(count, rows, refusals["run"] | refusals["ledger"] | refusals["orphan"])  # per chunk row
+        if refused.any():
+            self.buffer.add_rows(chunk, *self._refusal_reasons(values, rows, refusals, verdict))
+        unchanged = fresh & verdict.unchanged & ~refused[rows]
+        keep = fresh & ~verdict.unchanged & ~refused[rows]
         kept = _marked(count, rows, keep)
-        self.counts.rows_valid += int(np.count_nonzero(kept))
-        dup = _marked(count, rows, status == Dedupe.DUPLICATE)
-        self.counts.rows_duplicate += int(np.count_nonzero(dup & ~kept & ~conflict))
+        same = _marked(count, rows, unchanged) & ~kept
+        dup = _marked(count, rows, status == Dedupe.DUPLICATE) & ~kept & ~refused & ~same
+        counts.rows_valid += int(np.count_nonzero(kept))
+        counts.rows_unchanged += int(np.count_nonzero(same))
+        counts.rows_duplicate += int(np.count_nonzero(dup))
+        counts.records_unchanged += int(np.count_nonzero(unchanged))
+        self._note_orphans(values, (keep & verdict.orphan) | refusals["orphan"])
+        if self.ledger is not None and self.kind == "customers":
+            self._customer_keys.append(verdict.ids[keep | unchanged])
         self.totals.merge(prepared.totals)
         if not keep.all():
             self.totals.add_columns({name: col.filter(pa.array(~keep)) for name, col in values.items()}, -1)
@@ -200,10 +229,46 @@ class Pipeline:
             records, rows = records.filter(mask), rows[keep]
         if not len(rows):
             return None
-        return self._piece(records, values, chunk.source.index, chunk.lines[rows], Origin(chunk, rows))
+        acks = (verdict.ids[keep], verdict.hashes[keep]) if self.ledger is not None else None
+        return self._piece(records, values, chunk.source.index, chunk.lines[rows], Origin(chunk, rows), acks)
+
+    def _refusal_reasons(
+        self, values: dict[str, pa.Array], rows: np.ndarray, refusals: dict[str, np.ndarray], verdict: Verdict
+    ) -> tuple[np.ndarray, list[str]]:
+        """One reason per refused row: a conflict within the run, else with the ledger, else an orphan."""
+        by_row: dict[int, str] = {}
+        if refusals["run"].any():
+            by_row.update(zip(*validate.conflict_reasons(values["eventid"], rows, refusals["run"]), strict=True))
+        for record in np.flatnonzero(refusals["ledger"]).tolist():
+            when = verdict.when[record].as_py()
+            by_row.setdefault(int(rows[record]), f"eventid: already sent with other values on {when} {RESTART_HINT}")
+        for record in np.flatnonzero(refusals["orphan"]).tolist():
+            by_row.setdefault(int(rows[record]), ORPHAN_REASON)
+        ordered = sorted(by_row)
+        return np.array(ordered, dtype=np.int64), [by_row[row] for row in ordered]
+
+    def _note_orphans(self, values: dict[str, pa.Array], orphan: np.ndarray) -> None:
+        if orphan.any():
+            self.counts.orphan_activities = (self.counts.orphan_activities or 0) + int(np.count_nonzero(orphan))
+            if len(self.orphan_names) < ORPHANS_NAMED:
+                names = orphan_names(values["customerid"], orphan, ORPHANS_NAMED)
+                self.orphan_names += [name for name in names if name not in self.orphan_names]
+                del self.orphan_names[ORPHANS_NAMED:]
+
+    def customer_keys(self) -> np.ndarray:
+        """Sorted ledger id hashes of the valid customers read (a job checks its activities' against them)."""
+        if not self._customer_keys:
+            return np.empty(0, dtype=np.uint64)
+        return np.unique(np.concatenate(self._customer_keys))
 
     def _piece(
-        self, records: pa.Array, values: dict[str, pa.Array], file: int, lines: np.ndarray, origin: Origin | None
+        self,
+        records: pa.Array,
+        values: dict[str, pa.Array],
+        file: int,
+        lines: np.ndarray,
+        origin: Origin | None,
+        acks: tuple[np.ndarray, np.ndarray] | None,
     ) -> Piece:
         count = len(records)
         self.counts.records_valid += count
@@ -211,7 +276,12 @@ class Pipeline:
         if self.presence is not None:
             ids = hash_strings(values["customerId"])
             self.presence.add(ids, values)
-        return Piece(records, np.full(count, file, dtype=np.int32), lines, ids, origin)
+        if self.kind == "activities" and "eventid" not in values:
+            self.records_without_id += count
+        piece = Piece(records, np.full(count, file, dtype=np.int32), lines, ids, origin)
+        if acks is not None:
+            piece.ledger_ids, piece.ledger_hashes = acks
+        return piece
 
     def _aggregated_piece(self, groups: Groups) -> Piece:
         """Aggregated records have no single source row."""
@@ -219,11 +289,25 @@ class Pipeline:
         if self.generate:
             group_ids = pa.array([f"{self.kind}|{key}" for key in groups.keys])
             values = {"eventid": encode.hash_ids(group_ids), **values}
+        records = encode.records(values)
+        acks = None
+        if self.ledger is not None:  # a group acknowledged before with the same totals is not sent again
+            verdict = self._verdict(values, records)
+            if verdict.unchanged.any():
+                self.counts.records_unchanged += int(np.count_nonzero(verdict.unchanged))
+                mask = pa.array(~verdict.unchanged)
+                values = {name: col.filter(mask) for name, col in values.items()}
+                records = records.filter(mask)
+                verdict = Verdict.none(0) if not len(records) else verdict
+            acks = (verdict.ids[~verdict.unchanged], verdict.hashes[~verdict.unchanged]) if len(records) else None
         self.totals.add_columns(values)
-        count = len(groups.keys)
-        return self._piece(encode.records(values), values, -1, np.zeros(count, dtype=np.int64), None)
+        count = len(records)
+        return self._piece(records, values, -1, np.zeros(count, dtype=np.int64), None, acks)
 
 
+RESTART_HINT = "(--restart sends it again)"
+ORPHAN_REASON = "customerid: customer never sent; register it first"
+ORPHANS_NAMED = 5
 WHERE_VALUES_KEPT = 1_000  # per column and chunk: a where column is a status, not an id
 
 

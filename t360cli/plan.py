@@ -11,7 +11,9 @@ import os
 import re
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,9 +21,13 @@ from urllib.parse import urlsplit
 import orjson
 
 from t360cli import __version__, readers
+from t360cli.batching import Batch, Batcher
 from t360cli.config import Settings, host_of
+from t360cli.ledger_view import RunLedger
 from t360cli.mapping import Mapping, load_mapping
-from t360cli.pipeline import Inputs, open_inputs
+from t360cli.observer import Observer, estimate_rows
+from t360cli.pipeline import Inputs, Pipeline, open_inputs
+from t360cli.report import RejectsWriter
 
 # the header keys a resumed log must share with the run that wrote it
 MATCH_KEYS = ("kind", "files", "mapping_sha256", "batch_size", "max_batch_bytes", "host")
@@ -85,6 +91,7 @@ def header(mapping: Mapping, mapping_path: Path, inputs: Inputs, settings: Setti
         "base_url": f"{base.scheme}://{host}{base.path}" if host else None,
         "limit": limit,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "started_ms": time.time_ns() // 1_000_000,  # the ledger as this log sees it (SPEC 13)
         "command": command_line(),
         "cwd": os.getcwd(),
     }
@@ -121,3 +128,32 @@ def plan_from_log(log_path: Path, head: LogHeader, mapping: Mapping) -> Plan:
     """A replay's plan: the inputs, mapping and header the log recorded."""
     inputs = open_inputs(mapping, [entry["path"] for entry in head["files"]])
     return Plan(mapping, inputs, head, log_path, rejects_beside(log_path))
+
+
+def open_pipeline(
+    the_plan: Plan, limit: int | None, observer: Observer, verb: str, settings: Settings, ledger: RunLedger | None
+) -> tuple[Pipeline, RejectsWriter]:
+    """The run's pipeline and its rejects file; the observer is told that reading starts."""
+    rejects = RejectsWriter(the_plan.rejects_path, the_plan.inputs.columns, the_plan.file_names)
+    agreed = settings.contract
+    pipe = Pipeline(
+        the_plan.mapping,
+        the_plan.inputs,
+        rejects,
+        limit,
+        must_have=agreed.customers_must_have if the_plan.mapping.kind == "customers" else (),
+        allowed=agreed.allowed,
+        ledger=ledger,
+        reject_orphans=agreed.orphans == "reject",
+    )
+    pipe.on_chunk = observer.progress
+    title = f"{verb} {', '.join(the_plan.file_names)}"
+    observer.start(title, verb == "validating", partial(estimate_rows, the_plan.inputs.paths))
+    return pipe, rejects
+
+
+def batches(pipe: Pipeline, settings: Settings) -> Iterator[Batch]:
+    batcher = Batcher(settings.batch_size, settings.max_batch_bytes)
+    for piece in pipe.pieces():
+        yield from batcher.add(piece)
+    yield from batcher.flush()

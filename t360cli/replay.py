@@ -15,10 +15,11 @@ from t360cli.config import Settings, host_of
 from t360cli.deliver import LogEntry, latest_entries
 from t360cli.errors import UsageError
 from t360cli.mapping import Mapping, load_mapping
+from t360cli.observer import Observer
 from t360cli.plan import LogHeader, RunOptions, plan_from_log
 from t360cli.progress_log import read_log
 from t360cli.report import Report
-from t360cli.run import Observer, deliver_plan
+from t360cli.run import deliver_plan
 
 
 def _check_unchanged(header: LogHeader) -> Mapping:

@@ -9,6 +9,7 @@ import shutil
 import stat
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -16,10 +17,12 @@ from typing import IO, TYPE_CHECKING
 import orjson
 
 from t360cli.files import PRIVATE, WriteFailed, write_user_file
-from t360cli.tally import Counts, ReasonCount
+from t360cli.tally import Counts, ReasonCount, Totals
 
 if TYPE_CHECKING:
     from _csv import Writer
+
+    from t360cli.pipeline import Pipeline
 
 
 class RejectsWriter:
@@ -192,3 +195,36 @@ class Report:
     def write(self, path: Path) -> None:
         """`--report PATH`: a regular file replaced atomically, a symlink or FIFO written through."""
         write_user_file(path, self.json_bytes())
+
+
+def control_totals(pipe: Pipeline, acknowledged: Totals | None, dry_run: bool) -> ControlTotals | None:
+    if pipe.kind != "activities":
+        return None
+    if acknowledged is None:
+        return ControlTotals(pipe.totals.as_json(), {} if dry_run else None)
+    return ControlTotals(pipe.totals.as_json(), acknowledged.as_json())
+
+
+def report_of(
+    files: list[str],
+    pipe: Pipeline,
+    rejects_file: Path | None,
+    started: float,
+    code: int,
+    *,
+    dry_run: bool,
+    acknowledged: Totals | None = None,
+    log: str | None = None,
+) -> Report:
+    """The report of a run over `files` that read through `pipe`."""
+    return Report(
+        kind=pipe.kind,
+        dry_run=dry_run,
+        files=files,
+        counts=pipe.counts,
+        log=log,
+        rejects=str(rejects_file) if rejects_file else None,
+        duration_s=round(time.monotonic() - started, 3),
+        exit_code=int(code),
+        totals=control_totals(pipe, acknowledged, dry_run),
+    )

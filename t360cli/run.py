@@ -9,113 +9,34 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from t360cli import contract
-from t360cli.batching import Batch, Batcher
 from t360cli.config import Settings
 from t360cli.errors import AuthRefused, DeliveryIncomplete, EndpointFailed, ExitCode, T360Error
-from t360cli.guards import RejectLimit, empty_run_warning, min_rows_refusal, parse_max_rejects, too_few_rows
+from t360cli.guards import (
+    RejectLimit,
+    empty_run_warning,
+    exit_code,
+    min_rows_refusal,
+    parse_max_rejects,
+    too_few_rows,
+)
+from t360cli.ledger import FILE_NAME
+from t360cli.ledger_view import Acknowledged, JobCustomers, ledger_notes, run_ledger
+from t360cli.ledger_view import started as log_started
+from t360cli.observer import NullObserver, Observer
 from t360cli.pipeline import Pipeline
-from t360cli.plan import MATCH_KEYS, Plan, RunOptions, plan
-from t360cli.report import ControlTotals, RejectsWriter, Report
+from t360cli.plan import MATCH_KEYS, Plan, RunOptions, batches, open_pipeline, plan
+from t360cli.report import RejectsWriter, Report, report_of
 from t360cli.tally import Counts, Totals
 
 if TYPE_CHECKING:
     from t360cli.client import Halt, Sender
     from t360cli.deliver import LogEntry
     from t360cli.progress_log import RunLog
-
-RowEstimate = Callable[[], int | None]  # rows to read, counted only if the observer asks
-
-
-class Observer(Protocol):
-    """What a run tells its watcher (ui.Terminal on the command line; tests may keep a list)."""
-
-    def start(self, title: str, dry_run: bool = False, estimate_rows: RowEstimate | None = None) -> None: ...
-    def progress(self, counts: Counts) -> None: ...
-    def retry(self, label: str) -> None: ...
-    def note(self, text: str) -> None: ...
-    def finish(self, report: Report) -> None: ...
-
-
-class NullObserver:
-    def start(self, title: str, dry_run: bool = False, estimate_rows: RowEstimate | None = None) -> None: ...
-    def progress(self, counts: Counts) -> None: ...
-    def retry(self, label: str) -> None: ...
-    def note(self, text: str) -> None: ...
-    def finish(self, report: Report) -> None: ...
-
-
-def estimate_rows(paths: list[Path]) -> int | None:
-    """Line count of plain text inputs (a few ms per 100 MB); None if any is not text."""
-    total = 0
-    for path in paths:
-        if path.suffix.lower() not in (".csv", ".tsv", ".txt", ".jsonl", ".ndjson"):
-            return None
-        with open(path, "rb") as fh:
-            total += sum(block.count(b"\n") for block in iter(partial(fh.read, 1 << 20), b""))
-    return total
-
-
-def _pipeline(the_plan: Plan, limit: int | None, observer: Observer, verb: str) -> tuple[Pipeline, RejectsWriter]:
-    """The run's pipeline and its rejects file; the observer is told that reading starts."""
-    rejects = RejectsWriter(the_plan.rejects_path, the_plan.inputs.columns, the_plan.file_names)
-    pipe = Pipeline(the_plan.mapping, the_plan.inputs, rejects, limit)
-    pipe.on_chunk = observer.progress
-    title = f"{verb} {', '.join(the_plan.file_names)}"
-    observer.start(title, verb == "validating", partial(estimate_rows, the_plan.inputs.paths))
-    return pipe, rejects
-
-
-def batches(pipe: Pipeline, settings: Settings) -> Iterator[Batch]:
-    batcher = Batcher(settings.batch_size, settings.max_batch_bytes)
-    for piece in pipe.pieces():
-        yield from batcher.add(piece)
-    yield from batcher.flush()
-
-
-def exit_code(counts: Counts, dry_run: bool) -> ExitCode:
-    """SPEC 7: failed batches -> 4 (wins over 1); rejected rows with delivery complete -> 1."""
-    if not dry_run and counts.batches_failed:
-        return ExitCode.INCOMPLETE
-    return ExitCode.PARTIAL if counts.rows_rejected else ExitCode.OK
-
-
-def control_totals(pipe: Pipeline, acknowledged: Totals | None, dry_run: bool) -> ControlTotals | None:
-    if pipe.kind != "activities":
-        return None
-    if acknowledged is None:
-        return ControlTotals(pipe.totals.as_json(), {} if dry_run else None)
-    return ControlTotals(pipe.totals.as_json(), acknowledged.as_json())
-
-
-def _report(
-    the_plan: Plan,
-    pipe: Pipeline,
-    rejects_file: Path | None,
-    started: float,
-    code: int,
-    *,
-    dry_run: bool,
-    acknowledged: Totals | None = None,
-    log: str | None = None,
-) -> Report:
-    return Report(
-        kind=the_plan.mapping.kind,
-        dry_run=dry_run,
-        files=the_plan.file_names,
-        counts=pipe.counts,
-        log=log,
-        rejects=str(rejects_file) if rejects_file else None,
-        duration_s=round(time.monotonic() - started, 3),
-        exit_code=int(code),
-        totals=control_totals(pipe, acknowledged, dry_run),
-    )
 
 
 def _warn_if_empty(the_plan: Plan, pipe: Pipeline, observer: Observer) -> str | None:
@@ -141,49 +62,76 @@ class DryPass:
         return None
 
 
-def _dry_run(opts: RunOptions, settings: Settings, observer: Observer) -> DryPass:
-    started = time.monotonic()
+def _dry_run(opts: RunOptions, settings: Settings, observer: Observer, job: JobCustomers | None = None) -> DryPass:
+    begun = time.monotonic()
     the_plan = plan(opts, settings)
     limit = parse_max_rejects(opts.max_rejects)
-    pipe, rejects = _pipeline(the_plan, opts.limit, observer, "validating")
-    for _ in batches(pipe, settings):
-        pipe.counts.batches_total += 1
+    key = settings.api_key_if_any()
+    ledger_file = Path(settings.state_dir) / FILE_NAME
+    if (key is None or not settings.base_url) and ledger_file.exists():  # SPEC 13: say so, in one line
+        observer.note(
+            f"the ledger {ledger_file} is not consulted (no API key or base_url says whose records to look up)."
+        )
+    kind = the_plan.mapping.kind
+    with run_ledger(settings, key, kind, read_only=True, as_of=None, restart=opts.restart, job=job) as ledger:
+        pipe, rejects = open_pipeline(the_plan, opts.limit, observer, "validating", settings, ledger)
+        for _ in batches(pipe, settings):
+            pipe.counts.batches_total += 1
+    _after_reading(pipe, observer, job if ledger is not None else None)
     stopped = (limit is not None and limit.exceeded(pipe.counts)) or too_few_rows(pipe.counts, opts.min_rows)
     code = ExitCode.STOPPED if stopped else exit_code(pipe.counts, True)
     warning = _warn_if_empty(the_plan, pipe, observer)
-    report = _report(the_plan, pipe, rejects.close(), started, code, dry_run=True)
+    report = report_of(the_plan.file_names, pipe, rejects.close(), begun, code, dry_run=True)
     if opts.report:
         report.write(Path(opts.report))
     observer.finish(report)
     return DryPass(report, limit, warning)
 
 
-def validate(opts: RunOptions, settings: Settings, observer: Observer | None = None) -> Report:
+def _after_reading(pipe: Pipeline, observer: Observer, job: JobCustomers | None, complete: bool = True) -> None:
+    """What a run with a ledger says once it has read everything (a run that stopped early
+    says only why); a customers feed of a job hands its customers to the job's activities."""
+    if pipe.ledger is None:
+        return
+    notes = ledger_notes(pipe.kind, pipe.records_without_id, pipe.counts.orphan_activities, pipe.orphan_names)
+    for note in notes if complete else []:
+        observer.note(note)
+    if job is not None and pipe.kind == "customers":
+        job.keys.append(pipe.customer_keys())
+
+
+def validate(
+    opts: RunOptions, settings: Settings, observer: Observer | None = None, job: JobCustomers | None = None
+) -> Report:
     """The dry run: read, map, validate and batch everything; send nothing.
 
     Over --max-rejects or under --min-rows, the report is written and the observer told,
     then TooManyRejects or TooFewRows is raised (exit 3)."""
-    dry = _dry_run(opts, settings, observer or NullObserver())
+    dry = _dry_run(opts, settings, observer or NullObserver(), job)
     refusal = dry.refusal(opts.min_rows, sent_nothing=False)
     if refusal is not None:
         raise refusal
     return dry.report
 
 
-def upload(opts: RunOptions, settings: Settings, observer: Observer | None = None) -> Report:
+def upload(
+    opts: RunOptions, settings: Settings, observer: Observer | None = None, job: JobCustomers | None = None
+) -> Report:
     """Send what the progress log does not hold as acknowledged.
 
     Raises (once the report and the log's summary are written) AuthRefused (exit 3) if the
     server refuses the key, EndpointFailed (exit 4) if the endpoint cannot work or too many
     batches fail in a row, DeliveryIncomplete (exit 4) for an error after sending began."""
     if opts.dry_run:
-        return validate(opts, settings, observer)
+        return validate(opts, settings, observer, job)
     obs = observer or NullObserver()
     for warning in settings.check_url():
         obs.note(warning)
     key = settings.api_key()
     if opts.max_rejects is not None or opts.min_rows:  # refuse to send anything: a full dry pass first
-        pre = _dry_run(replace(opts, report=None), settings, NullObserver())
+        pre = _dry_run(
+            replace(opts, report=None), settings, NullObserver(), JobCustomers(list(job.keys)) if job else None
+        )
         refusal = pre.refusal(opts.min_rows, sent_nothing=True)
         if refusal is not None:
             if pre.warning:
@@ -192,7 +140,7 @@ def upload(opts: RunOptions, settings: Settings, observer: Observer | None = Non
                 replace(pre.report, dry_run=False).write(Path(opts.report))
             raise refusal
     started = time.monotonic()
-    return asyncio.run(deliver_plan(plan(opts, settings), opts, settings, obs, key, started))
+    return asyncio.run(deliver_plan(plan(opts, settings), opts, settings, obs, key, started, job=job))
 
 
 async def deliver_plan(
@@ -203,19 +151,35 @@ async def deliver_plan(
     key: str,
     started: float,
     resend_all: bool = False,
+    job: JobCustomers | None = None,
 ) -> Report:
-    """Send what the log does not hold as acknowledged (everything with resend_all)."""
+    """Send what the log does not hold as acknowledged (everything with resend_all), and what
+    the ledger does not hold as acknowledged with the same record (SPEC 13)."""
     from t360cli.deliver import latest_entries
     from t360cli.progress_log import RunLog
 
-    with RunLog.open(the_plan.log_path, the_plan.header, restart=opts.restart, match_keys=MATCH_KEYS) as log:
+    kind = the_plan.mapping.kind
+    with (
+        RunLog.open(the_plan.log_path, the_plan.header, restart=opts.restart, match_keys=MATCH_KEYS) as log,
+        run_ledger(
+            settings,
+            key,
+            kind,
+            read_only=False,
+            as_of=log_started(log.header),
+            restart=opts.restart,
+            job=job,
+        ) as ledger,
+    ):
         prior = {} if resend_all else latest_entries(log.entries)
         if prior:
             observer.note(resume_note(log, prior))
-        pipe, rejects = _pipeline(the_plan, opts.limit, observer, "uploading")
+        pipe, rejects = open_pipeline(the_plan, opts.limit, observer, "uploading", settings, ledger)
         unacked = Totals(pipe.totals.fields)
-        outcome = await _deliver(the_plan, pipe, rejects, settings, key, log, prior, unacked, observer)
+        acknowledged = Acknowledged(ledger.ledger, kind) if ledger is not None else None
+        outcome = await _deliver(the_plan, pipe, rejects, settings, key, log, prior, unacked, observer, acknowledged)
         _warn_if_empty(the_plan, pipe, observer)
+        _after_reading(pipe, observer, job, outcome.complete)
         report, outcome = _wrap_up(the_plan, opts, pipe, rejects, started, outcome, observer, log, unacked)
     if outcome.error is not None:
         raise _after_sending(outcome.error, the_plan.log_path, key) if outcome.began else outcome.error
@@ -267,8 +231,15 @@ def _wrap_up(
     except T360Error as exc:
         outcome = _failed(outcome, exc)
     acknowledged = _acknowledged(pipe, unacked) if outcome.complete else None
-    report = _report(
-        the_plan, pipe, rejects_file, started, outcome.code, dry_run=False, acknowledged=acknowledged, log=str(log.path)
+    report = report_of(
+        the_plan.file_names,
+        pipe,
+        rejects_file,
+        started,
+        outcome.code,
+        dry_run=False,
+        acknowledged=acknowledged,
+        log=str(log.path),
     )
     if opts.report:
         try:
@@ -334,6 +305,7 @@ async def _deliver(
     prior: dict[int, LogEntry],
     unacked: Totals,
     observer: Observer,
+    acknowledged: Acknowledged | None,
 ) -> Delivered:
     from t360cli.deliver import Delivery, Producer, Refusals, stop_on_signals
 
@@ -348,6 +320,7 @@ async def _deliver(
             on_batch=observer.progress,
             unacked=unacked,
             stop_after=settings.stop_after_failed_batches,
+            acknowledged=acknowledged,
         )
         producer = Producer(batches(pipe, settings), depth=2 * settings.concurrency)
         with stop_on_signals(delivery.stop):
@@ -361,7 +334,21 @@ async def _deliver(
                 producer.stop()
                 producer.thread.join()
                 refusals.fold()
+                remembered = await _remember(acknowledged)
+    if remembered is not None:  # the log holds the acknowledgements; the next run resumes by it
+        return Delivered(ExitCode.INCOMPLETE, delivery.halt, delivery.began, remembered)
     return _delivered(delivery.halt, delivery.stopping, pipe.counts, delivery.began)
+
+
+async def _remember(acknowledged: Acknowledged | None) -> T360Error | None:
+    """Write the last acknowledged records to the ledger (after the log, off the event loop)."""
+    if acknowledged is None:
+        return None
+    try:
+        await asyncio.to_thread(acknowledged.flush)
+    except T360Error as exc:
+        return exc
+    return None
 
 
 def _delivered(halt: Halt | None, stopping: bool, counts: Counts, began: bool) -> Delivered:

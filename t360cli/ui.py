@@ -19,9 +19,9 @@ from rich.text import Text
 
 if TYPE_CHECKING:  # pyarrow only once a command runs: cli.main() picks its allocator first
     from t360cli.demo import DemoResult, DemoUpload
+    from t360cli.observer import RowEstimate
     from t360cli.replay import RunStatus
     from t360cli.report import Report
-    from t360cli.run import RowEstimate
     from t360cli.runs import RunInfo
     from t360cli.starter import StarterMapping
     from t360cli.tally import Counts

@@ -94,7 +94,8 @@ def batch_entries(log: Path) -> list[dict[str, Any]]:
 
 
 def error_line(res: Any) -> str:
-    lines = res.stderr.splitlines()
+    """The one error sentence (warnings about the data, such as orphan activities, aside)."""
+    lines = [line for line in res.stderr.splitlines() if not line.startswith("warning: ")]
     assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
     return str(lines[0][len("error: ") :])
 
