@@ -12,9 +12,13 @@ here: callers read `SendResult` and the optional `on_retry` callback.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import ipaddress
+import os
 import random as _random
 import ssl
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -87,18 +91,85 @@ def _check_key(api_key: str, hint: str) -> None:
         )
 
 
-def _verify(ca_bundle: str | None) -> ssl.SSLContext | bool:
-    """httpx's `verify=`: the system's CAs, or only the private CA in `ca_bundle` (a PEM file)."""
-    if not ca_bundle:
+def mask_url(url: str) -> str:
+    """`url` with the password of its user information shown as `***` (SPEC 11: output never
+    shows a password that is part of a URL): `https://user:***@host/path`."""
+    head, sep, rest = url.partition("//")
+    if not sep:
+        return url
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    userinfo, at, host = rest[:end].rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{head}//{userinfo.split(':', 1)[0]}:***@{host}{rest[end:]}"
+
+
+def is_loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8, ::1 (an IPv4-mapped loopback address too)."""
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost":
         return True
     try:
-        return ssl.create_default_context(cafile=ca_bundle)
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy a request to `url` goes through (SPEC 11), or None for a direct connection.
+
+    The key travels only to base_url, over TLS or to the loopback host: plain http (a proxy
+    forwarding it reads every header) and loopback never use a proxy; https uses HTTPS_PROXY,
+    else ALL_PROXY, unless NO_PROXY names the host, and httpx tunnels through it (CONNECT)."""
+    try:
+        parts = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise UsageError(f"base URL {mask_url(url)} is not a valid URL ({exc}).") from None
+    proxies = urllib.request.getproxies()
+    name, proxy = next(((n, proxies[n]) for n in ("https", "all") if proxies.get(n)), ("", None))
+    if parts.scheme != "https" or is_loopback(parts.host) or not proxy or urllib.request.proxy_bypass(parts.host):
+        return None
+    proxy, variable = proxy if "://" in proxy else f"http://{proxy}", f"${name.upper()}_PROXY"
+    scheme = proxy.partition("://")[0].lower()
+    try:
+        valid = scheme in ("http", "https", "socks5", "socks5h") and bool(httpx.Proxy(proxy).url.host)
+    except (httpx.InvalidURL, ValueError):
+        valid = False
+    if not valid:
+        raise UsageError(
+            f"the proxy {mask_url(proxy)} in {variable} is not an http, https or socks5 URL.",
+            f"Fix {variable}, or unset it to connect directly.",
+        )
+    if scheme.startswith("socks") and importlib.util.find_spec("socksio") is None:
+        raise UsageError(
+            f"the proxy {mask_url(proxy)} in {variable} is a SOCKS proxy, which needs the socksio package.",
+            "Install it (pip install 'httpx[socks]'), or use an http proxy.",
+        )
+    return proxy
+
+
+def _verify(ca_bundle: str | None) -> ssl.SSLContext | bool:
+    """httpx's `verify=`: the system's CAs ($SSL_CERT_FILE or $SSL_CERT_DIR when set, as httpx
+    reads them), or only the private CA in `ca_bundle` (a PEM file)."""
+    cafile = ca_bundle or os.environ.get("SSL_CERT_FILE")
+    capath = None if cafile else os.environ.get("SSL_CERT_DIR")
+    if not cafile and not capath:
+        return True
+    try:
+        return ssl.create_default_context(cafile=cafile, capath=capath)
     except OSError as exc:  # ssl.SSLError too
         reason = exc.strerror or getattr(exc, "reason", None) or str(exc)
-        raise UsageError(
-            f"ca_bundle {ca_bundle}: cannot load it as a CA ({reason}).",
-            "Give the path of a PEM file holding the private CA's certificate.",
-        ) from None
+        what = (
+            f"ca_bundle {ca_bundle}"
+            if ca_bundle
+            else f"$SSL_CERT_FILE {cafile}"
+            if cafile
+            else f"$SSL_CERT_DIR {capath}"
+        )
+        hint = "Give the path of a PEM file holding the private CA's certificate." if ca_bundle else "Fix or unset it."
+        raise UsageError(f"{what}: cannot load it as a CA ({reason}).", hint) from None
 
 
 class _TokenBucket:
@@ -145,6 +216,7 @@ class Sender:
         self._verify = _verify(ca_bundle)
         self._ca_bundle = ca_bundle
         self.url = base_url.rstrip("/") + endpoint
+        self._proxy = proxy_for(self.url) if transport is None else None
         self.retry = retry
         self._key = api_key
         self._hint = api_key_hint
@@ -160,7 +232,7 @@ class Sender:
         self.halted: str | None = None  # why no more requests are sent, once stopped
 
     def __repr__(self) -> str:
-        return f"Sender(url={self.url!r}, halted={self.halted!r})"
+        return f"Sender(url={mask_url(self.url)!r}, halted={self.halted!r})"
 
     async def __aenter__(self) -> Sender:
         self._loop = asyncio.get_running_loop()
@@ -173,6 +245,8 @@ class Sender:
             limits=self._limits,
             verify=self._verify,
             headers={"User-Agent": f"t360/{__version__}"},
+            trust_env=False,  # proxies chosen by proxy_for (SPEC 11), CAs by _verify
+            proxy=self._proxy,
         )
         return self
 
@@ -232,7 +306,8 @@ class Sender:
         elif isinstance(outcome, Fatal) and outcome.auth:
             refusal = Halt(
                 f"the server refused the API key ({outcome.message}).",
-                f"Check the key in {self._hint}: it must be the Brand Token for {self.url}. Nothing more was sent.",
+                f"Check the key in {self._hint}: it must be the Brand Token for {mask_url(self.url)}. "
+                "Nothing more was sent.",
                 auth=True,
             )
             self._halt_all(refusal, f"the server refused the API key ({outcome.message})", span, todo, result)

@@ -101,6 +101,9 @@ MAX_DIGITS = 38  # decimal128(38): the control totals' precision (SPEC 11)
 
 def _bound_digits(arr: pa.Array, out: pa.Array, parsed: Parsed) -> Parsed:
     """Cells whose canonical number needs more than MAX_DIGITS digits become rejects."""
+    longest = pc.max(pc.binary_length(out)).as_py()
+    if longest is None or longest <= MAX_DIGITS:  # the usual chunk: no text that long, nothing to count
+        return parsed
     digits = pc.utf8_length(pc.replace_substring(pc.replace_substring_regex(out, r"^-?0*", ""), ".", ""))
     long = pc.fill_null(pc.greater(digits, MAX_DIGITS), False)
     if not pc.any(long).as_py():

@@ -157,9 +157,10 @@ def _last_per_key(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.
 
 
 class Dedupe:
-    """Classifies valid records: 0 keep, 1 duplicate (skip), 2 conflict (reject)."""
+    """Classifies valid records: 0 keep, 1 duplicate (skip), 2 conflict (reject), 3 keep as a
+    later record of a customer this run saw before (sent whatever the ledger says)."""
 
-    KEEP, DUPLICATE, CONFLICT = 0, 1, 2
+    KEEP, DUPLICATE, CONFLICT, LATER = 0, 1, 2, 3  # LATER: customers, a change after an earlier record
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
@@ -194,7 +195,9 @@ class Dedupe:
         ref = prev.copy()
         ref[has_before] = contents[before[has_before]]
         seen = has_before | found
-        out = np.where(seen & (ref == contents), self.DUPLICATE, self.KEEP).astype(np.int8)
+        # a later record of a customer seen before in this run is kept as LATER: it must be
+        # sent even if the ledger holds it, or Track360 would end with the earlier one
+        out = np.where(seen, np.where(ref == contents, self.DUPLICATE, self.LATER), self.KEEP).astype(np.int8)
         last = order[np.append(starts[1:], True)]  # each id's last row, in key order
         self.index.put_sorted(keys[last], contents[last])
         return out

@@ -1,4 +1,5 @@
-"""`t360 demo`: a sandbox on a free port, every sample file uploaded, what arrived shown.
+"""`t360 demo`: a sandbox on a free port, every sample file uploaded, then the sample nightly
+job (`sample_data/nightly.yaml`) run once, what arrived shown.
 
 Works from any directory and from an installed wheel: the samples travel in the package.
 Its state (progress logs, rejects, the sandbox database) is left in <state_dir>/demo/ to look at.
@@ -13,12 +14,14 @@ from typing import Protocol
 
 from t360cli import run
 from t360cli.config import Settings, resolve
+from t360cli.job import JobReport, load_job, run_job
 from t360cli.plan import RunOptions
 from t360cli.report import Report
 from t360cli.sandbox import Sandbox, serve_in_thread
 
 SAMPLES = Path(__file__).parent / "sample_data"
 DEMO_KEY = "demo-key-not-secret"
+DEMO_JOB = SAMPLES / "nightly.yaml"  # the same samples as feeds: run after the uploads, each feed resumes
 
 # (export, mapping): customers first, so that activities refer to known customers.
 DEMO_FILES = [
@@ -67,10 +70,14 @@ class DemoResult:
     state_dir: Path
     uploads: list[DemoUpload]
     received: Received
+    job: JobReport | None = None
 
     @property
     def unclean(self) -> list[str]:
-        return [upload.data for upload in self.uploads if not upload.clean]
+        unclean = [upload.data for upload in self.uploads if not upload.clean]
+        if self.job is not None and self.job.exit_code not in (0, 1):
+            unclean.append(f"{DEMO_JOB.name} (exit {self.job.exit_code})")
+        return unclean
 
 
 class DemoObserver(Protocol):
@@ -78,6 +85,7 @@ class DemoObserver(Protocol):
 
     def sandbox_started(self, url: str, state_dir: Path) -> None: ...
     def uploaded(self, upload: DemoUpload) -> None: ...
+    def job_line(self, text: str) -> None: ...
 
 
 def run_demo(observer: DemoObserver, state_dir: str | None = None) -> DemoResult:
@@ -90,13 +98,27 @@ def run_demo(observer: DemoObserver, state_dir: str | None = None) -> DemoResult
     uploads = []
     with serve_in_thread(db=str(root / "sandbox.db"), api_key=DEMO_KEY) as sandbox:
         observer.sandbox_started(sandbox.url, root)
+        settings = Settings(base_url=sandbox.url, api_key_file=str(key_file), state_dir=str(root))
         for data, mapping in demo_files():
-            settings = Settings(base_url=sandbox.url, api_key_file=str(key_file), state_dir=str(root))
             report = run.upload(RunOptions(files=[str(data)], mapping=str(mapping)), settings)
             uploads.append(DemoUpload(data.name, mapping.name, report))
             observer.uploaded(uploads[-1])
+        job = _run_job(observer, settings)
         received = _received(sandbox)
-    return DemoResult(root, uploads, received)
+    return DemoResult(root, uploads, received, job)
+
+
+def _run_job(observer: DemoObserver, settings: Settings) -> JobReport | None:
+    """The sample nightly job, once, against the same sandbox: its feeds were uploaded above, so
+    each resumes its progress log and sends nothing again; one summary line per feed."""
+    if not DEMO_JOB.exists():
+        return None
+    observer.job_line(
+        f"\n== t360 run {DEMO_JOB.name}: the samples as one job, customers first; each feed resumes its log"
+    )
+    done = run_job(load_job(DEMO_JOB), settings, on_feed=lambda feed: observer.job_line(f"  {feed.line()}"))
+    observer.job_line(f"  job exit {done.exit_code}")
+    return done
 
 
 def _received(sandbox: Sandbox) -> Received:

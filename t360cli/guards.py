@@ -3,6 +3,7 @@ warning for a run that reads no data row or whose `where:` filters every row."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from t360cli.errors import ExitCode, TooFewRows, TooManyRejects, UsageError
@@ -33,18 +34,20 @@ class RejectLimit:
 
 
 def parse_max_rejects(text: str | None) -> RejectLimit | None:
+    """`N` (a whole number of rows) or `P%` (a percentage of the rows read), finite and >= 0."""
     if text is None:
         return None
     raw = text.strip()
     percent = raw.endswith("%")
+    examples = "Examples: --max-rejects 100, --max-rejects 2%."
     try:
         value = float(raw[:-1] if percent else raw)
     except ValueError:
-        raise UsageError(
-            f"--max-rejects '{text}' is not a number or a percentage.", "Examples: --max-rejects 100, --max-rejects 2%."
-        ) from None
-    if value < 0 or (not percent and value != int(value)):
-        raise UsageError(f"--max-rejects '{text}' must be a whole number or a percentage >= 0.")
+        value = math.nan
+    if math.isnan(value):
+        raise UsageError(f"--max-rejects '{text}' is not a number or a percentage.", examples)
+    if value < 0 or math.isinf(value) or (not percent and value != int(value)):
+        raise UsageError(f"--max-rejects '{text}' must be a whole number or a percentage >= 0.", examples)
     return RejectLimit(text, value, percent)
 
 

@@ -24,7 +24,7 @@ from t360cli.dedupe import Dedupe, Presence, RecordKeys, classify, hash_strings
 from t360cli.ledger_view import RunLedger, Verdict, orphan_names
 from t360cli.mapping import Mapping, check_columns
 from t360cli.readers import Chunk
-from t360cli.tally import Counts, RejectBuffer, RejectSink, Totals
+from t360cli.tally import Counts, JudgedRows, RejectBuffer, RejectSink, Totals, judged_rows
 
 WORKERS = 2  # these machines have 2 cores; the floor leaves one idle
 CHUNK_ROWS = 12_288  # peak memory grows with the chunk; speed barely does past ~16k rows
@@ -61,6 +61,7 @@ class Prepared:
     totals: Totals  # control totals of those records, before dedupe
     keys: RecordKeys
     verdict: Verdict  # what the ledger says of each record (nothing without a ledger)
+    rejected: JudgedRows  # the rows the row rules reject, their cells and rules made here
     where_values: dict[str, dict[str, int]] = field(default_factory=dict)  # filtered rows' where cells
 
 
@@ -97,8 +98,9 @@ class Pipeline:
         self._customer_keys: list[np.ndarray] = []  # ledger id hashes of valid customers (a job's orphans)
 
     def where_seen(self, most: int = 5) -> dict[str, list[tuple[str, int]]]:
-        """Per `where:` column, the values seen most often in the rows it filtered out
-        (a filter in the wrong case shows here: `approved` against `Approved`)."""
+        """Per `where:` column, the values seen most often in the rows it filtered out of chunks
+        it emptied: all the "where: filtered every row" warning needs (a filter in the wrong
+        case shows here: `approved` against `Approved`), at no cost to a run that keeps rows."""
         return {column: seen.most_common(most) for column, seen in self.where_counts.items()}
 
     def chunks(self) -> Iterator[Chunk]:
@@ -144,27 +146,48 @@ class Pipeline:
         empty = pa.array([], pa.string())
         if not chunk.table.num_rows:
             nothing = RecordKeys.of(None, empty)
+            none = judged_rows(chunk, np.zeros(0, np.int64), [])
             return Prepared(
-                chunk, validate.Checked.empty(), empty, Totals(self.totals.fields), nothing, Verdict.none(0)
+                chunk, validate.Checked.empty(), empty, Totals(self.totals.fields), nothing, Verdict.none(0), none
             )
         checked = events.expand(self.mapping, chunk) if self.mapping.events else validate.check(self.mapping, chunk)
         if self.allowed:
             checked = validate.agreed(checked, self.allowed)
-        where_values = _where_values(self.mapping, chunk) if self.mapping.where else {}
+        # only a chunk that `where` empties can matter to the "filtered every row" warning
+        where_values = _where_values(self.mapping, chunk) if self.mapping.where and checked.filtered.all() else {}
+        rejected = self._rejected(chunk, checked)
         if self.aggregator is not None or not len(checked.rows):
+            checked = validate.refuse_nul(checked, None)
+            rejected = self._rejected(chunk, checked)
             nothing = RecordKeys.of(None, empty)
-            return Prepared(chunk, checked, empty, Totals(self.totals.fields), nothing, Verdict.none(0), where_values)
-        if self.generate:  # the id hashes the record's content; it opens the record
-            records, ids, hashes = encode.records_with_id(checked.values, self.kind)
-            checked.values = {"eventid": ids, **checked.values}
-            keys = RecordKeys.of_content_ids(hashes)
-        else:
-            records = encode.records(checked.values)
-            id_field = "eventid" if self.kind == "activities" else contract.ID_FIELD["customers"]
-            keys = RecordKeys.of(checked.values.get(id_field), records)
+            totals = Totals(self.totals.fields)
+            return Prepared(chunk, checked, empty, totals, nothing, Verdict.none(0), rejected, where_values)
+        records, keys = self._encoded(checked)
+        cleared = validate.refuse_nul(checked, records)
+        if cleared is not checked:  # rare: a NUL in a value rejected its row
+            checked = cleared
+            rejected = self._rejected(chunk, checked)
+            records, keys = self._encoded(checked)
         totals = Totals(self.totals.fields)
         totals.add_columns(checked.values)
-        return Prepared(chunk, checked, records, totals, keys, self._verdict(checked.values, records), where_values)
+        verdict = self._verdict(checked.values, records)
+        return Prepared(chunk, checked, records, totals, keys, verdict, rejected, where_values)
+
+    @staticmethod
+    def _rejected(chunk: Chunk, checked: validate.Checked) -> JudgedRows:
+        bad_rows = np.flatnonzero(checked.bad)
+        return judged_rows(chunk, bad_rows, checked.errors.take(pa.array(bad_rows)).to_pylist())
+
+    def _encoded(self, checked: validate.Checked) -> tuple[pa.Array, RecordKeys]:
+        """The records' JSON text and what dedupe needs of them; a generated id opens its record."""
+        if self.generate:  # the id hashes the record's content
+            values = {name: col for name, col in checked.values.items() if name != "eventid"}
+            records, ids, hashes = encode.records_with_id(values, self.kind)
+            checked.values = {"eventid": ids, **values}
+            return records, RecordKeys.of_content_ids(hashes)
+        records = encode.records(checked.values)
+        id_field = "eventid" if self.kind == "activities" else contract.ID_FIELD["customers"]
+        return records, RecordKeys.of(checked.values.get(id_field), records)
 
     def _verdict(self, values: dict[str, pa.Array], records: pa.Array) -> Verdict:
         if self.ledger is None:
@@ -183,8 +206,7 @@ class Pipeline:
         counts.rows_filtered += int(checked.filtered.sum())
         for column, seen in prepared.where_values.items():
             self.where_counts.setdefault(column, Counter()).update(seen)
-        bad_rows = np.flatnonzero(checked.bad)
-        self.buffer.add_rows(chunk, bad_rows, checked.errors.take(pa.array(bad_rows)).to_pylist())
+        self.buffer.add_judged(chunk, prepared.rejected)
         if self.aggregator is not None:
             self.aggregator.add(checked.values)
             counts.rows_valid += len(checked.rows)
@@ -199,7 +221,8 @@ class Pipeline:
         chunk, values, rows, records = prepared.chunk, prepared.checked.values, prepared.checked.rows, prepared.records
         verdict, counts, count = prepared.verdict, self.counts, chunk.table.num_rows
         status = classify(self.dedupe, prepared.keys)
-        fresh = status == Dedupe.KEEP
+        later = status == Dedupe.LATER  # a customer's later record: sent, or the earlier one would win
+        fresh = (status == Dedupe.KEEP) | later
         refusals = {
             "run": status == Dedupe.CONFLICT,
             "ledger": fresh & verdict.conflict,
@@ -208,8 +231,8 @@ class Pipeline:
         refused = _marked(count, rows, refusals["run"] | refusals["ledger"] | refusals["orphan"])  # per chunk row
         if refused.any():
             self.buffer.add_rows(chunk, *self._refusal_reasons(values, rows, refusals, verdict))
-        unchanged = fresh & verdict.unchanged & ~refused[rows]
-        keep = fresh & ~verdict.unchanged & ~refused[rows]
+        unchanged = fresh & verdict.unchanged & ~later & ~refused[rows]
+        keep = fresh & ~unchanged & ~refused[rows]
         kept = _marked(count, rows, keep)
         same = _marked(count, rows, unchanged) & ~kept
         dup = _marked(count, rows, status == Dedupe.DUPLICATE) & ~kept & ~refused & ~same

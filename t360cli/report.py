@@ -17,6 +17,7 @@ from typing import IO, TYPE_CHECKING
 import orjson
 
 from t360cli.files import PRIVATE, WriteFailed, write_user_file
+from t360cli.readers.csvsrc import REJECTS_HEAD, spreadsheet_safe
 from t360cli.tally import Counts, ReasonCount, Totals
 
 if TYPE_CHECKING:
@@ -32,10 +33,12 @@ class RejectsWriter:
     that `close` puts in place: a regular or absent `path` is replaced atomically; a
     symlink or a FIFO is written through, in place, as a shell redirection would (SPEC 11).
     Columns are the union of the inputs' headers in order of first appearance; a column
-    first seen later (JSONL) is added by a rewrite at close.
+    first seen later (JSONL) is added by a rewrite at close. Cells are spreadsheet-safe
+    (SPEC 11): one that begins with = + - @ TAB or CR and is not a plain number gets a
+    leading ', which the CSV reader removes again when the file is fed back in.
     """
 
-    FIXED = ["source_file", "source_line", "reason"]
+    FIXED = REJECTS_HEAD
 
     def __init__(self, path: Path, columns: list[str], files: list[str] | None = None) -> None:
         self.path = path
@@ -62,8 +65,11 @@ class RejectsWriter:
         self._tmp = Path(name)
         self._file = open(fd, "w", encoding="utf-8", newline="")  # noqa: SIM115 (closed by close())
         writer = csv.writer(self._file)
-        writer.writerow(self.FIXED + self.columns)
+        writer.writerow(self._head())
         return writer
+
+    def _head(self) -> list[str]:
+        return [spreadsheet_safe(name) for name in self.FIXED + self.columns]
 
     def _write(self, source: str, line: int, reason: str, cells: dict[str, object]) -> None:
         if self._writer is None:
@@ -75,7 +81,7 @@ class RejectsWriter:
         where = self._key(source, line)
         self._unsorted |= where < self._last  # a server refusal of an earlier line
         self._last = max(self._last, where)
-        row = [source, line, reason] + ["" if cells.get(c) is None else cells.get(c) for c in self.columns]
+        row = [_safe(source), int(line), _safe(reason)] + [_safe(cells.get(c)) for c in self.columns]
         self._writer.writerow(row)
 
     def close(self) -> Path | None:
@@ -110,12 +116,19 @@ class RejectsWriter:
             rows = csv.reader(src)
             next(rows)
             out = csv.writer(dst)
-            out.writerow(self.FIXED + self.columns)
+            out.writerow(self._head())
             body = [row + [""] * (width - len(row)) for row in rows]
             if self._unsorted:  # stable: a row's several reasons keep their order
                 body.sort(key=lambda r: self._key(r[0], int(r[1])))
             out.writerows(body)
         os.replace(tmp, path)
+
+
+def _safe(cell: object) -> object:
+    """A cell as the rejects CSV holds it: "" for None, text made spreadsheet-safe."""
+    if cell is None:
+        return ""
+    return spreadsheet_safe(cell) if isinstance(cell, str) else cell
 
 
 def _put_in_place(tmp: Path, path: Path) -> None:

@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Context, Decimal
+from functools import lru_cache
 from typing import Any, Protocol
 
 import numpy as np
@@ -37,14 +38,19 @@ def reason_rules(reason: str) -> list[str]:
 
     `Value: 'abc' is not a number; tracking_data: 57 characters, at most 50` gives
     `["Value: not a number", "tracking_data: more than 50 characters"]`."""
-    text = _VALUE.sub(_HOLE, reason) if "'" in reason else reason
+    return list(_rules_of(_VALUE.sub(_HOLE, reason) if "'" in reason else reason))
+
+
+@lru_cache(maxsize=4096)
+def _rules_of(text: str) -> tuple[str, ...]:
+    """The rules of a reason whose values are taken out: a few distinct texts per run."""
     rules = _SPLIT.split(text) if "; " in text else [text]
     out = []
     for rule in rules:
         for pattern, replacement in _TIDY:
             rule = pattern.sub(replacement, rule)
         out.append(rule.replace(_HOLE, "'...'")[:MAX_RULE_CHARS])
-    return out
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -72,9 +78,10 @@ class ReasonTally:
         self.groups: dict[str, list[Any]] = {}  # rule -> [count, (file index, line), file, line]
         self.other = 0  # rows of rules beyond MAX_GROUPS (counted, not named)
 
-    def add(self, reason: str, file: str, line: int, file_index: int = 0) -> None:
+    def add(self, reason: str, file: str, line: int, file_index: int = 0, rules: list[str] | None = None) -> None:
+        """One rejected row; `rules`: its reason_rules, when a worker thread made them already."""
         where = (file_index, line)
-        for rule in reason_rules(reason):
+        for rule in reason_rules(reason) if rules is None else rules:
             slot = self.groups.get(rule)
             if slot is None:
                 if len(self.groups) >= self.MAX_GROUPS:
@@ -204,6 +211,23 @@ class Totals:
         }
 
 
+@dataclass(frozen=True)
+class JudgedRows:
+    """Rejected rows of a chunk, ready to be counted and written: the slow per-row part (the
+    cells as Python values, the reason's rules) made beside the mapping, off the main thread."""
+
+    lines: list[int]
+    reasons: list[str]
+    cells: list[dict[str, Any]]
+    rules: list[list[str]]
+
+
+def judged_rows(chunk: Chunk, rows: np.ndarray, reasons: list[str]) -> JudgedRows:
+    cells = chunk.table.take(pa.array(rows)).to_pylist() if len(rows) else []
+    lines = chunk.lines[rows].tolist() if len(rows) else []
+    return JudgedRows(lines, reasons, cells, [reason_rules(reason) for reason in reasons])
+
+
 class RejectSink(Protocol):
     def write(self, source: str, line: int, reason: str, cells: dict[str, Any]) -> None: ...
 
@@ -217,19 +241,23 @@ class RejectBuffer:
         self.sink = sink
         self.held: list[tuple[int, int, str, str, dict[str, Any]]] = []
 
-    def add(self, source: Source, line: int, reason: str, cells: dict[str, Any]) -> None:
+    def add(
+        self, source: Source, line: int, reason: str, cells: dict[str, Any], rules: list[str] | None = None
+    ) -> None:
         self.counts.rows_rejected += 1
-        self.counts.reject_reasons.add(reason, source.name, line, source.index)
+        self.counts.reject_reasons.add(reason, source.name, line, source.index, rules)
         if self.sink is not None:
             self.held.append((source.index, line, source.name, reason, cells))
 
     def add_rows(self, chunk: Chunk, rows: np.ndarray, reasons: list[str]) -> None:
         """Rows of a chunk (positions in its table), with a reason each."""
-        if not len(reasons):
-            return
-        cells = chunk.table.take(pa.array(rows)).to_pylist()
-        for row, reason, cell in zip(rows, reasons, cells, strict=True):
-            self.add(chunk.source, int(chunk.lines[row]), reason, cell)
+        if len(reasons):
+            self.add_judged(chunk, judged_rows(chunk, rows, reasons))
+
+    def add_judged(self, chunk: Chunk, judged: JudgedRows) -> None:
+        """Rows whose cells and rules a worker thread prepared (judged_rows)."""
+        for line, reason, cell, rules in zip(judged.lines, judged.reasons, judged.cells, judged.rules, strict=True):
+            self.add(chunk.source, line, reason, cell, rules)
 
     def flush(self) -> None:
         if self.sink is not None:

@@ -19,6 +19,7 @@ from rich.text import Text
 
 if TYPE_CHECKING:  # pyarrow only once a command runs: cli.main() picks its allocator first
     from t360cli.demo import DemoResult, DemoUpload
+    from t360cli.ledger_ops import Held, Seeded
     from t360cli.observer import RowEstimate
     from t360cli.replay import RunStatus
     from t360cli.report import Report
@@ -185,6 +186,27 @@ class Terminal:
         if starter.unmapped:
             self.note(f"left unmapped: {', '.join(starter.unmapped)}")
 
+    def show_ledger_stats(self, held: Held, as_json: bool) -> None:
+        """`t360 ledger stats`: per target and kind, `*` marking this target; a table on a terminal."""
+        if as_json:
+            self.print_json(orjson.dumps(held.to_json(), option=orjson.OPT_INDENT_2).decode())
+        elif self.is_tty:
+            table = Table(title=held.title())
+            for name in held.HEAD:
+                table.add_column(name, justify="right" if name == "count" else "left")
+            for row in held.rows():
+                table.add_row(*(Text(cell) for cell in row))
+            self.out.print(table)
+        else:
+            for line in held.lines():
+                self.print(line)
+
+    def show_seeded(self, seeded: Seeded) -> None:
+        for note in seeded.notes:
+            self.note(note)
+        for line in seeded.lines():
+            self.print(line)
+
 
 def _count_rows(report: Report) -> list[tuple[str, int | None]]:
     """(label, count) in summary order; a dry run leaves out what only delivery counts."""
@@ -348,6 +370,9 @@ class DemoView:
             f" -> sent {counts.records_sent} records"
         )
         self.term.print(line + (f"\n      rejects: {report.rejects}" if report.rejects else ""))
+
+    def job_line(self, text: str) -> None:  # the demo's nightly job: a line per feed
+        self.term.print(text)
 
     def finish(self, result: DemoResult) -> int:
         """What the sandbox received, then whether every sample went through; the exit code."""

@@ -44,10 +44,6 @@ class Checked:
 def field_reasons(spec: FieldSpec, values: pa.Array, problems: pa.Array) -> pa.Array:
     """Why each row's value of one field is refused, prefixed with the field's name."""
     errors = problems
-    if spec.type == "string" and values.null_count < len(values):
-        nul = pc.fill_null(pc.match_substring(values, "\x00"), False)
-        if pc.any(nul).as_py():
-            errors = reasons.join(errors, reasons.where(nul, "holds a NUL character (it cannot be sent)"))
     if spec.max_length is not None:
         length = pc.utf8_length(values)
         too_long = pc.fill_null(pc.greater(length, spec.max_length), False)
@@ -111,6 +107,12 @@ def agreed(checked: Checked, allowed: dict[str, tuple[str, ...]]) -> Checked:
         keys = pa.array(list(texts), reasons.STR)
         found = pc.take(pa.array(list(texts.values()), reasons.STR), pc.index_in(column, value_set=keys))
         record_reasons = reasons.join(record_reasons, reasons.where(outside, found))
+    return _reject_records(checked, record_reasons)
+
+
+def _reject_records(checked: Checked, record_reasons: pa.Array) -> Checked:
+    """Reject the rows of the records that have a reason (the first record's names the row);
+    every record of those rows goes."""
     if reasons.is_clean(record_reasons):
         return checked
     bad = record_reasons.is_valid().to_numpy(zero_copy_only=False)
@@ -128,6 +130,48 @@ def agreed(checked: Checked, allowed: dict[str, tuple[str, ...]]) -> Checked:
         reasons.join(checked.errors, pa.array(per_row, reasons.STR)),
         checked.filtered,
     )
+
+
+NUL_REASON = "holds a NUL character (it cannot be sent)"
+_ESCAPED_NUL = np.frombuffer(b"u0000", dtype=np.uint8)
+
+
+def _may_hold_nul(records: pa.Array) -> bool:
+    """Whether any record's JSON text holds `\\u0000`: one pass over the bytes, looking
+    closer only at the backslashes (few in exported text)."""
+    data = records.buffers()[2]
+    if data is None:
+        return False
+    raw = np.frombuffer(data, dtype=np.uint8)
+    slashes = np.flatnonzero(raw[: len(raw) - len(_ESCAPED_NUL)] == ord("\\"))
+    if not len(slashes):
+        return False
+    following = raw[slashes[:, None] + 1 + np.arange(len(_ESCAPED_NUL))]
+    return bool((following == _ESCAPED_NUL).all(axis=1).any())
+
+
+def refuse_nul(checked: Checked, records: pa.Array | None) -> Checked:
+    """SPEC 11: a NUL character in a mapped value rejects its row, naming the field. The
+    records' JSON text (NUL written as \\u0000) tells at once whether any holds one; only
+    then is each field looked at."""
+    if not len(checked.rows):
+        return checked
+    suspects = None
+    if records is not None:
+        if not _may_hold_nul(records):
+            return checked
+        hit = pc.match_substring(records, "\\u0000")
+        suspects = pa.array(hit.to_numpy(zero_copy_only=False))
+    record_reasons = reasons.nulls(len(checked.rows))
+    for name, column in checked.values.items():
+        if not pa.types.is_string(column.type):
+            continue
+        nul = pc.fill_null(pc.match_substring(column, "\x00"), False)
+        if suspects is not None:
+            nul = pc.and_(nul, suspects)
+        if pc.any(nul).as_py():
+            record_reasons = reasons.join(record_reasons, reasons.where(nul, f"{name}: {NUL_REASON}"))
+    return _reject_records(checked, record_reasons)
 
 
 def _not_agreed(name: str, value: str, agreed_values: tuple[str, ...]) -> str:

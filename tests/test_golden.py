@@ -92,7 +92,7 @@ def golden_path(mapping: str) -> Path:
 
 def test_every_sample_mapping_has_a_golden() -> None:
     listed = {mapping for _, mapping in DEMO_FILES}
-    on_disk = {p.name for p in SAMPLES.glob("*.yaml")}
+    on_disk = {p.name for p in SAMPLES.glob("*.yaml") if p.name != "nightly.yaml"}  # the sample job, not a mapping
     assert on_disk == listed, "every sample mapping must be in demo.DEMO_FILES (and so here)"
     assert {golden_path(m).name for m in listed} <= {p.name for p in GOLDEN.glob("*.json")}
 

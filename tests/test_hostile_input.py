@@ -6,7 +6,9 @@ import codecs
 import gzip
 import io
 import json
+import os
 import random
+import re
 import time
 from pathlib import Path
 
@@ -44,7 +46,6 @@ def test_mapping_over_a_million_bytes_is_refused_reading_at_most_that(tmp_path):
     with pytest.raises(MappingError, match=r"m.yaml is larger than 1,000,000 bytes"):
         yamlnodes.load(p)
     fifo = tmp_path / "zeros"  # an endless stream stands for /dev/zero: only 1,000,001 bytes are read
-    import os
     import threading
 
     os.mkfifo(fifo)
@@ -333,3 +334,129 @@ def test_fuzz_readers_end_in_rows_rejects_or_one_input_error(tmp_path):
             outcomes["error"] += 1
     assert time.monotonic() - start < 20
     assert outcomes["rows"] > 50 and outcomes["error"] > 50
+
+
+# --- fuzz: mappings and configs through the CLI ------------------------------------------------------
+
+SAMPLES = Path(readers.__file__).resolve().parents[1] / "sample_data"
+CONFIG_SEED = b"""\
+base_url: https://partners.example.com
+allow_insecure_http: false
+api_key_env: T360_API_KEY
+batch_size: 500
+max_batch_bytes: 1000000
+concurrency: 4
+rate_limit: null
+timeout_s: 30
+retry:
+  max_attempts: 8
+  backoff_initial_s: 0.5
+  backoff_max_s: 60
+  retry_after_max_s: 300
+  stop_after_failed_batches: 3
+contract:
+  allowed:
+    eventname: [Deposit, Withdrawal, Lots]
+  customers_must_have: [tracking_data]
+  orphans: warn
+"""
+_YAML_INSERTS = [
+    b"&a ", b"*a", b"<<: *a\n", b"x: &a [1, 2]\ny: *a\n", b"!!python/object:os.system ", b"!!binary ", b"? ",
+    b"{", b"}", b"[", b"]", b": ", b"- ", b"\t", b'"', b"'", b"#", b"\n  ", b"\n", b"---\n", b"...\n",
+    b"%YAML 1.1\n", b"1e999", b".nan", b"-.inf", b"9" * 60, b"0x7f", b"~", b"null", b"\xff", b"\x00", b"\xed\xa0\x80",
+    b"[" * 3000, b"{a: " * 500, b"%d %d", b"{Login", b"\\ud800", b"\xe2\x80\xae",
+]  # fmt: skip
+_HUGE = [10**400, -(10**40), 1e308, float("nan"), float("inf"), -1, 0, 2**63, "1e999", ".nan", ""]
+
+
+def _random_value(rng: random.Random, depth: int = 0) -> object:
+    pick = rng.randrange(10 if depth < 4 else 6)
+    if pick < 3:
+        return rng.choice(_HUGE)
+    if pick < 5:
+        return rng.choice(["x", "Login", "{Login}", "%Y %Y", "utf-16", ";", "csv", "decimal", "x" * 5000, "\t"])
+    if pick == 5:
+        return rng.choice([None, True, False])
+    if pick < 8:
+        return [_random_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    keys = ["kind", "fields", "source", "where", "column", "type", "format", "value", "template", "map", "retry"]
+    return {rng.choice(keys): _random_value(rng, depth + 1) for _ in range(rng.randint(0, 3))}
+
+
+def _restructure(rng: random.Random, data: bytes) -> bytes:
+    """The seed parsed, one to three of its values replaced by random structures, dumped again."""
+    import yaml
+
+    doc = yaml.safe_load(data)
+    for _ in range(rng.randint(1, 3)):
+        node = doc
+        while isinstance(node, dict) and node and rng.random() < 0.6:
+            child = node[rng.choice(list(node))]
+            if not isinstance(child, dict) or not child:
+                break
+            node = child
+        if isinstance(node, dict) and node:
+            node[rng.choice([*node, "extra"])] = _random_value(rng)
+    return yaml.safe_dump(doc, allow_unicode=True, width=10**6).encode()
+
+
+def _mutate_yaml(rng: random.Random, data: bytes) -> bytes:
+    if rng.random() < 0.3:
+        return _restructure(rng, data)
+    b = bytearray(data)
+    for _ in range(rng.randint(1, 3)):
+        op, at = rng.randrange(4), rng.randrange(len(b) + 1)
+        if op == 0 and b:
+            b[min(at, len(b) - 1)] ^= 1 << rng.randrange(8)
+        elif op == 1:
+            del b[at:]
+        elif op == 2:
+            b[at:at] = rng.choice(_YAML_INSERTS)
+        else:
+            line = bytes(b).split(b"\n")
+            i = rng.randrange(len(line))
+            line[i] = line[i] + b" " + rng.choice(_YAML_INSERTS)
+            b = bytearray(b"\n".join(line))
+    return bytes(b)
+
+
+_UNEXPECTED = re.compile(r"unexpected [A-Z]\w*")  # what the top level prints for an uncaught exception
+
+
+def test_fuzz_mappings_and_configs_end_in_a_run_or_one_sentence(tmp_path, monkeypatch):
+    """SPEC 11: a few hundred mutated mappings and configs (byte flips, truncations, YAML syntax,
+    random structures, huge numbers, aliases) through `t360 validate` in-process: exit 0, 1 or 2,
+    never a traceback or `unexpected <Type>`, and every exit 2 names the file at fault."""
+    from typer.testing import CliRunner
+
+    from t360cli.cli import app
+
+    for name in [n for n in os.environ if n.startswith("T360_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("T360_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.chdir(tmp_path)
+    samples = ["mt_deals", "customers", "withdrawals"]
+    for name in samples:
+        (tmp_path / f"{name}.csv").write_bytes((SAMPLES / f"{name}.csv").read_bytes())
+    rng, runner = random.Random(20250712), CliRunner()
+    start, codes = time.monotonic(), {0: 0, 1: 0, 2: 0}
+    for i in range(300):
+        sample = rng.choice(samples)
+        mapping, config = (SAMPLES / f"{sample}.yaml").read_bytes(), CONFIG_SEED
+        if i % 3 == 2:
+            config = _mutate_yaml(rng, config)
+        else:
+            mapping = _mutate_yaml(rng, mapping)
+        (tmp_path / "m.yaml").write_bytes(mapping)
+        (tmp_path / "c.yaml").write_bytes(config)
+        args = ["validate", f"{sample}.csv", "-m", "m.yaml", "-c", "c.yaml", "--rejects", "rejects.csv"]
+        result = runner.invoke(app, args, catch_exceptions=False)
+        out = result.output
+        where = f"case {i}: mapping {mapping!r}\nconfig {config!r}\n{out}"
+        assert result.exit_code in (0, 1, 2), where
+        assert "Traceback" not in out and not _UNEXPECTED.search(out), where
+        if result.exit_code == 2:
+            assert any(name in out for name in ("m.yaml", "c.yaml", f"{sample}.csv")), where
+        codes[result.exit_code] += 1
+    assert time.monotonic() - start < 30
+    assert codes[2] > 100 and codes[0] + codes[1] > 25, codes

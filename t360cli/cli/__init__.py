@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import sys
 
-from t360cli.cli import send, tools
+from t360cli.cli import job_cmd, ledger_cmd, send, tools
 from t360cli.cli.app import app
 
-__all__ = ["app", "main", "send", "tools"]
+__all__ = ["app", "job_cmd", "ledger_cmd", "main", "send", "tools"]
 
 
 def main() -> None:

@@ -47,6 +47,7 @@ class _Head:
     delimiter: str
     encoding: str
     skip: int  # physical lines up to and including the header (title and blank lines above it count)
+    fed_back: bool = False  # a rejects file read back in: its spreadsheet-safe cells lose their leading '
 
 
 @dataclass
@@ -58,6 +59,13 @@ class _Position:
 
 
 _DELIMITERS = ",;\t|"
+# SPEC 11, spreadsheet-safe rejects: a cell that begins (after any leading ') with one of _RISKY and is
+# not a plain number is written with one more leading '; a rejects file read back loses that '.
+REJECTS_HEAD = ["source_file", "source_line", "reason"]
+_RISKY = "=+-@\t\r"
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9.,]+")  # linear: no nested or adjacent stars
+_QUOTED_RISKY = r"^'+[=+\-@\t\r]"  # the vectorised tests (RE2) of _unquoted
+_QUOTED_NUMBER = r"^'+[+-]?[0-9.,]+$"
 _HEADER_MAX = 1 << 20  # characters a quoted header may span
 
 
@@ -72,6 +80,34 @@ def _sniff(line: str) -> str:
 
 def _shown(delim: str) -> str:
     return "\\t" if delim == "\t" else delim
+
+
+def needs_quote(text: str) -> bool:
+    """Whether the rejects CSV writes `text` with a leading ' so that a spreadsheet never runs it."""
+    bare = text.lstrip("'")
+    return bare[:1] != "" and bare[0] in _RISKY and not _PLAIN_NUMBER.fullmatch(bare)
+
+
+def spreadsheet_safe(text: str) -> str:
+    return "'" + text if needs_quote(text) else text
+
+
+def _unquoted(text: str) -> str:
+    """The inverse of spreadsheet_safe for one cell."""
+    return text[1:] if text[:1] == "'" and needs_quote(text[1:]) else text
+
+
+def _unquoted_column(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """_unquoted over a column, vectorised; the column itself when no cell starts with '."""
+    marked = pc.match_substring_regex(col, _QUOTED_RISKY)
+    if not pc.any(marked).as_py():
+        return col
+    quoted = pc.and_(marked, pc.invert(pc.match_substring_regex(col, _QUOTED_NUMBER)))
+    return pc.if_else(quoted, pc.utf8_slice_codeunits(col, 1), col)
+
+
+def _unquoted_table(table: pa.Table) -> pa.Table:
+    return pa.Table.from_arrays([_unquoted_column(col) for col in table.columns], names=table.column_names)
 
 
 def _slip(names: list[str], delim: str) -> str | None:
@@ -118,7 +154,10 @@ def _csv_head(src: Source, opts: SourceOptions) -> _Head:
             f'set source.delimiter: "{_shown(other)}".',
             f"It is read with '{_shown(delim)}' as the delimiter and so has a single column.",
         )
-    return _Head(names, delim, enc, line_no + rd.line_num - 1)
+    head = _Head(names, delim, enc, line_no + rd.line_num - 1, fed_back=names[:3] == REJECTS_HEAD)
+    if head.fed_back:
+        head.names = [_unquoted(name) for name in names]
+    return head
 
 
 def _capped(lines: Iterator[str], src: Source, line_no: int) -> Iterator[str]:
@@ -161,7 +200,7 @@ _NUMBER = re.compile(r"[-+]?[0-9.,\s]+%?")
 
 def _read_csv(src: Source, opts: SourceOptions, size: int) -> Iterator[Chunk]:
     head = _csv_head(src, opts)
-    out = _Emitter(src, head.names, size)
+    out = _Emitter(src, head.names, size, head.fed_back)
     position = _Position(0, head.skip + 1)
     try:
         for table, lines in _csv_fast(src, head, position):
@@ -312,14 +351,18 @@ def _guarded(reader: _csv.Reader, src: Source, offset: int) -> Iterator[list[str
 class _Emitter:
     """Re-slices pieces of rows into chunks of exactly `size` rows (the last one shorter)."""
 
-    def __init__(self, src: Source, names: list[str], size: int) -> None:
-        self.src, self.names, self.size = src, names, size
+    def __init__(self, src: Source, names: list[str], size: int, fed_back: bool = False) -> None:
+        self.src, self.names, self.size, self.fed_back = src, names, size, fed_back
         self.parts: list[pa.Table] = []
         self.lines: list[Lines] = []
         self.bad: list[BadRow] = []
         self.n = 0
 
     def add(self, table: pa.Table, lines: Lines, bad: Sequence[BadRow] = ()) -> Iterator[Chunk]:
+        """Both the fast and the exact path pass here: a rejects file's quoted cells lose their ' here."""
+        if self.fed_back:
+            table = _unquoted_table(table)
+            bad = [BadRow(b.line, b.reason, {k: _unquoted(v) for k, v in b.cells.items()}) for b in bad]
         self.bad.extend(bad)
         if len(lines):
             self.parts.append(table)
