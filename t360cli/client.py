@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import ipaddress
 import os
 import random as _random
 import ssl
@@ -28,6 +27,7 @@ import httpx
 from t360cli import __version__
 from t360cli.answers import Broken, Done, Fatal, Outcome, Settled, Split, Transient, classify
 from t360cli.errors import UsageError
+from t360cli.urls import is_loopback, mask_url
 
 STOP_INTERRUPTED = "interrupted"
 
@@ -89,32 +89,6 @@ def _check_key(api_key: str, hint: str) -> None:
             f"the API key in {hint} holds characters an HTTP header cannot carry.",
             "Check for stray quotes, spaces or line breaks.",
         )
-
-
-def mask_url(url: str) -> str:
-    """`url` with the password of its user information shown as `***` (SPEC 11: output never
-    shows a password that is part of a URL): `https://user:***@host/path`."""
-    head, sep, rest = url.partition("//")
-    if not sep:
-        return url
-    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-    userinfo, at, host = rest[:end].rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    return f"{head}//{userinfo.split(':', 1)[0]}:***@{host}{rest[end:]}"
-
-
-def is_loopback(host: str) -> bool:
-    """localhost, 127.0.0.0/8, ::1 (an IPv4-mapped loopback address too)."""
-    name = host.strip("[]").rstrip(".").lower()
-    if name == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
-    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def proxy_for(url: str) -> str | None:

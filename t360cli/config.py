@@ -18,8 +18,9 @@ import yaml
 
 from t360cli.errors import UsageError
 from t360cli.suggest import closest
+from t360cli.urls import mask_url
 
-LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")  # SPEC 4: plain http allowed (proxies skip all of 127/8)
 ENV = {"base_url": "T360_BASE_URL", "state_dir": "T360_STATE_DIR"}
 
 
@@ -91,7 +92,7 @@ class Settings:
             raise UsageError("no base URL.", "Pass --base-url, set $T360_BASE_URL or base_url in the config.")
         parts = urlsplit(self.base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UsageError(f"base URL '{self.base_url}' is not an http(s) URL.")
+            raise UsageError(f"base URL '{mask_url(self.base_url)}' is not an http(s) URL.")
         if parts.scheme == "http" and parts.hostname not in LOCAL_HOSTS:
             if not self.allow_insecure_http:
                 raise UsageError(
@@ -100,14 +101,6 @@ class Settings:
                 )
             return [f"warning: sending the API key over plain http to {parts.hostname}."]
         return []
-
-
-def host_of(url: str | None) -> str:
-    """host[:port] of a URL ("" without one): what the progress log remembers."""
-    parts = urlsplit(url or "")
-    if not parts.hostname:
-        return ""
-    return parts.hostname + (f":{parts.port}" if parts.port else "")
 
 
 _RETRY_KEYS = {"max_attempts", "backoff_initial_s", "backoff_max_s", "retry_after_max_s", "stop_after_failed_batches"}

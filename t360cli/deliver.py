@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
+import numpy as np
 import orjson
 
 from t360cli.batching import Batch
@@ -153,10 +154,24 @@ class Delivery:
             return [(0, batch.n)]
         for record, status, message in entry.get("refused", []):
             self.on_refused(batch, record, status, message)
-        if entry.get("status") == "acked":
+        pending = [] if entry.get("status") == "acked" else entry.get("pending", [[0, batch.n]])
+        self._remember_logged(batch, pending, entry.get("refused", []))
+        if not pending:
             self.counts.batches_skipped += 1
             return []
-        return [(int(lo), int(hi)) for lo, hi in entry.get("pending", [[0, batch.n]])]
+        return [(int(lo), int(hi)) for lo, hi in pending]
+
+    def _remember_logged(self, batch: Batch, pending: list[list[int]], refused: list[list[Any]]) -> None:
+        """What an earlier attempt got acknowledged (the log says so) goes to the ledger too: a
+        kill between the log line and the ledger write is mended by the resume."""
+        if self.acknowledged is None or not len(batch.ledger_ids):
+            return
+        sent = np.ones(batch.n, dtype=bool)
+        for lo, hi in pending:
+            sent[int(lo) : int(hi)] = False
+        for refusal in refused:
+            sent[int(refusal[0])] = False
+        self.acknowledged.add(batch.ledger_ids[sent], batch.ledger_hashes[sent])
 
     def _blocked(self, batch: Batch) -> bool:
         return bool(batch.ids) and any(batch.ids & other.ids for other in self.inflight.values())

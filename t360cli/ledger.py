@@ -59,6 +59,7 @@ from t360cli import ledger_store as store
 from t360cli.errors import UsageError
 from t360cli.files import refuse_symlink
 from t360cli.ledger_store import BUSY_TIMEOUT_S, PROBE, LedgerError, seam, transaction
+from t360cli.urls import mask_url
 
 __all__ = [
     "FILE_NAME",
@@ -94,7 +95,7 @@ class Target:
         except ValueError:
             port = None
         if not parts.hostname or port is None:
-            raise UsageError(f"cannot tell the ledger's target from the base URL {base_url!r}.")
+            raise UsageError(f"cannot tell the ledger's target from the base URL '{mask_url(base_url)}'.")
         return cls(parts.hostname.lower(), port, hashlib.sha256(api_key.encode()).hexdigest()[:KEY_ID_HEX])
 
     def __str__(self) -> str:

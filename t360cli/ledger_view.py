@@ -62,7 +62,6 @@ class RunLedger:
     kind: str
     as_of: datetime | None  # the progress log's start: entries acknowledged later are ignored
     skips: bool = True  # False with --restart: nothing is unchanged, nothing conflicts
-    orphans: bool = True  # activities: look their customers up
     job_customers: U64 | None = None  # sorted id hashes of the valid customers of this job's customers feeds
 
     def judge(self, ids: pa.Array | None, records: pa.Array, customers: pa.Array | None) -> Verdict:

@@ -22,12 +22,13 @@ import orjson
 
 from t360cli import __version__, readers
 from t360cli.batching import Batch, Batcher
-from t360cli.config import Settings, host_of
+from t360cli.config import Settings
 from t360cli.ledger_view import RunLedger
 from t360cli.mapping import Mapping, load_mapping
 from t360cli.observer import Observer, estimate_rows
 from t360cli.pipeline import Inputs, Pipeline, open_inputs
 from t360cli.report import RejectsWriter
+from t360cli.urls import host_of
 
 # the header keys a resumed log must share with the run that wrote it
 MATCH_KEYS = ("kind", "files", "mapping_sha256", "batch_size", "max_batch_bytes", "host")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from t360cli import readers
-from t360cli.config import Settings, host_of
+from t360cli.config import Settings
 from t360cli.deliver import LogEntry, latest_entries
 from t360cli.errors import UsageError
 from t360cli.mapping import Mapping, load_mapping
@@ -20,6 +20,32 @@ from t360cli.plan import LogHeader, RunOptions, plan_from_log
 from t360cli.progress_log import read_log
 from t360cli.report import Report
 from t360cli.run import deliver_plan
+from t360cli.urls import host_of
+
+REPLAY_KEYS: dict[str, type | tuple[type, ...]] = {
+    "files": list,
+    "mapping": str,
+    "mapping_sha256": str,
+    "batch_size": int,
+    "max_batch_bytes": int,
+    "limit": (int, type(None)),
+}
+
+
+def _check_header(log_path: Path, header: LogHeader) -> None:
+    """What replay reads of the header is there and of the right type (a log damaged or
+    written by hand is one sentence, never a KeyError)."""
+    for key, kind in REPLAY_KEYS.items():
+        value = header.get(key)
+        files_ok = key != "files" or all(
+            isinstance(item, dict) and isinstance(item.get("path"), str) and isinstance(item.get("sha256"), str)
+            for item in value or []
+        )
+        if not isinstance(value, kind) or isinstance(value, bool) or not files_ok:
+            raise UsageError(
+                f"{log_path}: the progress log's header has no usable {key}, so its batches cannot be rebuilt.",
+                "Upload the files again as a new run (t360 upload ... --restart).",
+            )
 
 
 def _check_unchanged(header: LogHeader) -> Mapping:
@@ -56,6 +82,7 @@ def replay(
     """Re-send the batches the log holds as failed (every batch with resend_all)."""
     started = time.monotonic()
     header, _ = read_log(log_path)
+    _check_header(log_path, header)
     mapping = _check_unchanged(header)
     settings = _settings_of(header, settings)
     for warning in settings.check_url():

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from t360cli.config import Settings, host_of, resolve
+from t360cli.config import Settings, resolve
 from t360cli.errors import ExitCode, UsageError
+from t360cli.urls import host_of
 
 ENV_VARS = ("T360_API_KEY", "T360_BASE_URL", "T360_CONFIG", "T360_STATE_DIR", "MY_KEY")
 SECRET = "s3cr3t-Key-9f2c1e"

@@ -157,7 +157,7 @@ def _run_body(fn: Callable[[Terminal], int], term: Terminal, verbose: bool) -> i
 def _settings(config: str | None, term: Terminal, **cli: object) -> Settings:
     settings = resolve(config, cli)
     if term.verbose:  # where each setting came from (the key itself is never a setting)
-        from t360cli.client import mask_url  # a URL's password is never shown (SPEC 11)
+        from t360cli.urls import mask_url  # a URL's password is never shown (SPEC 11)
 
         term.note(f"config file: {settings.config_path or 'none'} ({settings.sources['config_path']})")
         for f in fields(settings):
