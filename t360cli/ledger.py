@@ -76,6 +76,7 @@ __all__ = [
 
 KINDS = ("customers", "activities")
 FILE_NAME = "ledger.sqlite"
+WRITE_SLICE = 16_384  # rows handed to SQLite at once inside one transaction
 KEY_ID_HEX = 16  # hex digits of SHA-256(api key) that name a target
 
 
@@ -222,6 +223,20 @@ class Ledger:
     def _table(self, con: sqlite3.Connection, kind: str) -> str | None:
         return store.table_of(con, self.target.host, self.target.port, self.target.key_id, _kind(kind))
 
+    def holds_any(self, kind: str, as_of: datetime | None = None) -> bool:
+        """Whether any entry of this target and kind was acknowledged by `as_of`: a run whose
+        view is empty (a first backfill) need not look anything up."""
+        con = self._reader()
+        if con is None:
+            return False
+        with seam(self.path):
+            table = self._table(con, kind)
+            if table is None:
+                return False
+            bound = _ms(as_of) if as_of is not None else None
+            sql = f"SELECT 1 FROM {table}" + (" WHERE at <= ?" if bound is not None else "") + " LIMIT 1"
+            return con.execute(sql, () if bound is None else (bound,)).fetchone() is not None
+
     def lookup(self, kind: str, ids: pa.Array, hashes: np.ndarray, as_of: datetime | None = None) -> Seen:
         """Known / same record / when, for each row: `ids` as text, `hashes` from record_hashes."""
         return self.lookup_hashed(kind, id_hashes(ids), hashes, as_of)
@@ -267,10 +282,12 @@ class Ledger:
         order = np.argsort(keys, kind="stable")  # b-tree order; a repeated id keeps its order
         values = np.asarray(hashes, dtype=np.uint64).view(np.int64)[order]
         at = _ms(when or datetime.now(UTC))
-        rows = zip(keys[order].tolist(), values.tolist(), itertools.repeat(at), strict=False)
-        with self._lock, seam(self.path), transaction(writer):
+        keys = keys[order]
+        with self._lock, seam(self.path), transaction(writer):  # one transaction: each page written once
             table = store.create_table(writer, self.target.host, self.target.port, self.target.key_id, kind)
-            store.upsert(writer, table, rows)
+            for lo in range(0, len(keys), WRITE_SLICE):  # Python's rows made a slice at a time
+                hi = lo + WRITE_SLICE
+                store.upsert(writer, table, zip(keys[lo:hi].tolist(), values[lo:hi].tolist(), itertools.repeat(at)))
         return len(keys)
 
     def stats(self, all_targets: bool = False) -> list[LedgerStats]:

@@ -33,7 +33,7 @@ from t360cli.ledger import FILE_NAME, Ledger, Target, id_hashes, record_hashes, 
 U64 = npt.NDArray[np.uint64]
 Mask = npt.NDArray[np.bool_]
 NO_ID = np.uint64(0)  # a record without an id (an activity without eventid) is not recorded
-RECORD_EVERY = 20_000  # acknowledged records gathered before one ledger transaction
+RECORD_EVERY = 262_144  # acknowledged records gathered (4 MiB) before one ledger transaction
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,11 @@ class RunLedger:
     skips: bool = True  # False with --restart: nothing is unchanged, nothing conflicts
     job_customers: U64 | None = None  # sorted id hashes of the valid customers of this job's customers feeds
 
+    def __post_init__(self) -> None:
+        # an empty view (a first backfill, a new target) is answered without a lookup
+        self._holds = self.ledger.holds_any(self.kind, self.as_of)
+        self._holds_customers = self.ledger.holds_any("customers", self.as_of) if self.kind == "activities" else False
+
     def judge(self, ids: pa.Array | None, records: pa.Array, customers: pa.Array | None) -> Verdict:
         count = len(records)
         verdict = Verdict.none(count)
@@ -73,7 +78,7 @@ class RunLedger:
             return Verdict(verdict.ids, hashes, verdict.unchanged, verdict.conflict, verdict.when, orphan)
         has_id = ids.is_valid().to_numpy(zero_copy_only=False)
         keys = np.where(has_id, id_hashes(ids), NO_ID)
-        if not self.skips:
+        if not self.skips or not self._holds:
             return Verdict(keys, hashes, verdict.unchanged, verdict.conflict, verdict.when, orphan)
         seen = self.ledger.lookup_hashed(self.kind, keys, hashes, self.as_of)
         known = seen.known & has_id
@@ -88,7 +93,10 @@ class RunLedger:
         """Activities whose customerid is neither in the ledger nor a customer of this job."""
         has = customers.is_valid().to_numpy(zero_copy_only=False)
         keys = id_hashes(customers)
-        seen = self.ledger.lookup_hashed("customers", keys, keys, self.as_of).known
+        if self._holds_customers:
+            seen = self.ledger.lookup_hashed("customers", keys, keys, self.as_of).known
+        else:
+            seen = np.zeros(len(keys), dtype=bool)
         if self.job_customers is not None and len(self.job_customers):
             pos = np.minimum(np.searchsorted(self.job_customers, keys), len(self.job_customers) - 1)
             seen |= self.job_customers[pos] == keys
