@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,7 +34,11 @@ from t360cli.ledger import FILE_NAME, Ledger, Target, id_hashes, record_hashes, 
 U64 = npt.NDArray[np.uint64]
 Mask = npt.NDArray[np.bool_]
 NO_ID = np.uint64(0)  # a record without an id (an activity without eventid) is not recorded
-RECORD_EVERY = 262_144  # acknowledged records gathered (4 MiB) before one ledger transaction
+# Acknowledged records are written in one transaction per 262,144 (4 MiB; each page of the
+# table written once, not once per batch) or every 2 s, whichever comes first, so a slow
+# night keeps the ledger close behind the log (a resume mends what a crash left behind).
+RECORD_EVERY = 262_144
+RECORD_EVERY_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,7 @@ class Acknowledged:
         self._ids: list[U64] = []
         self._hashes: list[U64] = []
         self.pending = 0
+        self._since = time.monotonic()
 
     def add(self, ids: U64, hashes: U64) -> None:
         keep = ids != NO_ID
@@ -133,13 +139,15 @@ class Acknowledged:
 
     @property
     def due(self) -> bool:
-        return self.pending >= RECORD_EVERY
+        waited = time.monotonic() - self._since
+        return self.pending >= RECORD_EVERY or (self.pending > 0 and waited >= RECORD_EVERY_S)
 
     def flush(self) -> int:
         """Write what was gathered in one transaction; the number of records written."""
         with self._lock:
             ids, hashes = self._ids, self._hashes
             self._ids, self._hashes, self.pending = [], [], 0
+            self._since = time.monotonic()
         if not ids:
             return 0
         return self.ledger.record_hashed(self.kind, np.concatenate(ids), np.concatenate(hashes))

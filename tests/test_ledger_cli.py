@@ -536,8 +536,8 @@ def assert_remembered_as_sent(sb: Sandbox, rows: list[dict[str, str]], at_least:
 
 
 def test_kill_9_at_several_points_never_leaves_the_ledger_ahead(sb: Sandbox) -> None:
-    """Big enough (30,000 rows) that the ledger is written during the run (every 20,000
-    acknowledged records), not only at its end; killed before and after that write."""
+    """Slow enough (30,000 rows, 100 ms an answer) that the ledger is written during the run
+    (every 2 s of acknowledgements), not only at its end; killed before and after a write."""
     configure(sb, batch=500, concurrency=2)
     rows = deposits_of_days(range(1, 31), 1000)
     name = save("deposits-big.csv", rows)
@@ -550,7 +550,7 @@ def test_kill_9_at_several_points_never_leaves_the_ledger_ahead(sb: Sandbox) -> 
         (path,) = log.glob("*.jsonl")
         acked = sum(e["records"] for e in read_log(path)[1] if e["index"] >= 0 and e.get("status") == "acked")
         assert len(held) <= acked  # never more than the log holds as acknowledged
-    assert 20_000 <= len(held) < 30_000
+    assert 0 < len(held) < 30_000
     sb.set_faults(Faults())
     result = subprocess.run(upload_args(name), env=cli_env(), capture_output=True, timeout=DEADLINE_S)
     assert result.returncode == 0, result.stderr
