@@ -49,6 +49,7 @@ class RunOptions:
     rejects: str | None = None
     report: str | None = None
     min_rows: int = 0  # --min-rows: fewer valid rows and nothing is sent (exit 3)
+    show: int = 0  # validate --show N: the first N valid records as they would be sent
 
 
 @dataclass(frozen=True)

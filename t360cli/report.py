@@ -179,6 +179,7 @@ class Report:
     duration_s: float
     exit_code: int
     totals: ControlTotals | None
+    preview: tuple[str, ...] = ()  # validate --show N: the first records as sent (not in the JSON)
 
     @property
     def failed_causes(self) -> dict[str, int]:

@@ -75,13 +75,18 @@ def _dry_run(opts: RunOptions, settings: Settings, observer: Observer, job: JobC
     kind = the_plan.mapping.kind
     with run_ledger(settings, key, kind, read_only=True, as_of=None, restart=opts.restart, job=job) as ledger:
         pipe, rejects = open_pipeline(the_plan, opts.limit, observer, "validating", settings, ledger)
-        for _ in batches(pipe, settings):
+        preview: list[str] = []
+        for batch in batches(pipe, settings):
             pipe.counts.batches_total += 1
+            wanted = min(batch.n, opts.show - len(preview))  # --show: the records exactly as they would go
+            preview += [batch.part(i, i + 1)[1:-1].decode() for i in range(max(wanted, 0))]
     _after_reading(pipe, observer, job if ledger is not None else None)
     stopped = (limit is not None and limit.exceeded(pipe.counts)) or too_few_rows(pipe.counts, opts.min_rows)
     code = ExitCode.STOPPED if stopped else exit_code(pipe.counts, True)
     warning = _warn_if_empty(the_plan, pipe, observer)
-    report = report_of(the_plan.file_names, pipe, rejects.close(), begun, code, dry_run=True)
+    report = replace(
+        report_of(the_plan.file_names, pipe, rejects.close(), begun, code, dry_run=True), preview=tuple(preview)
+    )
     if opts.report:
         report.write(Path(opts.report))
     observer.finish(report)

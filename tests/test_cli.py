@@ -572,3 +572,20 @@ def test_fields_lists_the_guides_fields(tmp_path: Path) -> None:
     assert "tracking_data  string    -         at most 50 characters" in both.stdout
     bad = cli("fields", "trades", cwd=tmp_path)
     assert bad.returncode == 2 and "no kind 'trades': give customers or activities." in bad.stderr
+
+
+def test_validate_show_prints_the_first_records_as_sent(tmp_path: Path) -> None:
+    """SPEC 12: `validate --show N` prints the first N valid records exactly as they would be
+    sent, one JSON object a line on stdout, the summary on stderr; with `--report -` too, a usage error."""
+    samples = Path(__file__).resolve().parents[1] / "t360cli" / "sample_data"
+    args = ("validate", str(samples / "withdrawals.csv"), "-m", str(samples / "withdrawals.yaml"))
+    out = cli(*args, "--show", "2", cwd=tmp_path)
+    lines = out.stdout.splitlines()
+    assert [json.loads(line)["eventid"] for line in lines] == ["WD-2507-00001", "WD-2507-00002"]
+    assert lines[0].startswith('{"customerid":"fx_5102345","eventname":"Withdrawal"') and "rows read" in out.stderr
+    both = cli(*args, "--show", "2", "--report", "-", cwd=tmp_path)
+    assert both.returncode == 2 and both.stdout == ""
+    assert (
+        both.stderr
+        == "error: --show and --report - both print to standard output. Write the report to a file instead.\n"
+    )

@@ -93,20 +93,30 @@ def _main(
 
 
 def _call(
-    fn: Callable[[Terminal], int], quiet: bool = False, verbose: bool = False, report_to_stdout: bool = False
+    fn: Callable[[Terminal], int],
+    quiet: bool = False,
+    verbose: bool = False,
+    report_to_stdout: bool = False,
+    records_to_stdout: bool = False,
 ) -> None:
     """Run a command body; turn errors into one or two sentences and an exit code.
 
     `report_to_stdout` (`--report -`): the human summary goes to stderr and the JSON report
-    the run produced to stdout, even when the run then raised (a stopped run has a report)."""
-    term = Terminal(out=sys.stderr if report_to_stdout else None, quiet=quiet, verbose=verbose)
+    the run produced to stdout, even when the run then raised (a stopped run has a report).
+    `records_to_stdout` (`validate --show N`): the same, with the first records, one JSON
+    object a line."""
+    to_stdout = report_to_stdout or records_to_stdout
+    term = Terminal(out=sys.stderr if to_stdout else None, quiet=quiet, verbose=verbose)
     previous = _interruptible()
     try:
         code = _run_body(fn, term, verbose)
     finally:
         _restore(previous)
-        if report_to_stdout and term.report is not None:
-            sys.stdout.buffer.write(term.report.json_bytes())
+        if to_stdout and term.report is not None:
+            if report_to_stdout:
+                sys.stdout.buffer.write(term.report.json_bytes())
+            for record in term.report.preview if records_to_stdout else ():
+                sys.stdout.write(record + "\n")
             sys.stdout.flush()
     raise typer.Exit(code)
 

@@ -28,7 +28,7 @@ from t360cli.cli.app import (
     _settings,
     app,
 )
-from t360cli.errors import ExitCode, T360Error
+from t360cli.errors import ExitCode, T360Error, UsageError
 from t360cli.ui import Terminal
 
 if TYPE_CHECKING:  # pyarrow only once a command runs: main() picks its allocator first
@@ -79,13 +79,18 @@ def validate(
     max_rejects: MaxRejOpt = None,
     limit: LimitOpt = None,
     min_rows: MinRowsOpt = 0,
+    show: Annotated[
+        int, typer.Option("--show", min=0, metavar="N", help="Print the first N valid records as they would be sent.")
+    ] = 0,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Dry run: read, map and validate; send nothing (no API key needed)."""
     from t360cli.plan import RunOptions
 
-    opts = RunOptions(files, mapping, True, limit, max_rejects, rejects=rejects, report=report, min_rows=min_rows)
+    opts = RunOptions(
+        files, mapping, True, limit, max_rejects, rejects=rejects, report=report, min_rows=min_rows, show=show
+    )
     _send(config, {"batch_size": batch_size}, quiet, verbose, opts)
 
 
@@ -94,13 +99,19 @@ def _send(config: str | None, cli: dict[str, object], quiet: bool, verbose: bool
     to_stdout = opts.report == "-"
     if to_stdout:
         opts = replace(opts, report=None)
+    if to_stdout and opts.show:
+        _call(_refuse_show_and_report, quiet, verbose)
 
     def body(term: Terminal) -> int:
         from t360cli import run
 
         return run.upload(opts, _settings(config, term, **cli), term).exit_code
 
-    _call(body, quiet, verbose, report_to_stdout=to_stdout)
+    _call(body, quiet, verbose, report_to_stdout=to_stdout, records_to_stdout=opts.show > 0)
+
+
+def _refuse_show_and_report(term: Terminal) -> int:
+    raise UsageError("--show and --report - both print to standard output.", "Write the report to a file instead.")
 
 
 @app.command(short_help="Re-send batches recorded in a progress log.")
