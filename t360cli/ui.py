@@ -217,6 +217,7 @@ def _count_rows(report: Report) -> list[tuple[str, int | None]]:
         ("rejected", counts.rows_rejected, False),
         ("filtered (where)", counts.rows_filtered, False),
         ("duplicates skipped", counts.rows_duplicate, False),
+        ("unchanged since sent (ledger)", counts.rows_unchanged or None, False),  # shown when the ledger skipped some
         ("records valid", counts.records_valid, False),
         ("records sent", counts.records_sent, True),
         ("batches", counts.batches_total, False),
@@ -225,6 +226,8 @@ def _count_rows(report: Report) -> list[tuple[str, int | None]]:
         ("batches already sent (resumed)", counts.batches_skipped, True),
         ("retries", counts.retries, True),
         ("customers without tracking_data", counts.unattributed_customers, False),
+        ("activities for customers never sent", counts.orphan_activities, False),
+        *((f"customers without {name}", missing, False) for name, missing in (counts.customers_missing or {}).items()),
     ]
     return [(label, value) for label, value, delivery_only in rows if not (delivery_only and report.dry_run)]
 
