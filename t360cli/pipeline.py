@@ -88,6 +88,8 @@ class Pipeline:
         self.presence = Presence(tracked) if self.kind == "customers" else None
         if self.kind == "customers":
             self.counts.unattributed_customers = 0
+        elif self.ledger is not None:  # checked, so 0 when there are none (null: not checked)
+            self.counts.orphan_activities = 0
         self.generate = any(spec.generate for spec in self.mapping.fields)
         spec = self.mapping.aggregate
         self.aggregator = Aggregator(self.mapping, spec) if spec is not None else None

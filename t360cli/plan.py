@@ -23,6 +23,7 @@ import orjson
 from t360cli import __version__, readers
 from t360cli.batching import Batch, Batcher
 from t360cli.config import Settings
+from t360cli.errors import UsageError
 from t360cli.ledger_view import RunLedger
 from t360cli.mapping import Mapping, load_mapping
 from t360cli.observer import Observer, estimate_rows
@@ -114,8 +115,25 @@ def command_line(argv: list[str] | None = None) -> list[str] | None:
     return ["t360", *(_USERINFO.sub("***@", arg) for arg in argv[1:])]
 
 
+DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx", ".xls", ".jsonl", ".ndjson", ".json", ".parquet", ".gz")
+
+
+def check_not_swapped(files: list[str], mapping: str) -> None:
+    """FILE and -m given the wrong way round: say so, rather than that the export is not
+    UTF-8 YAML (SPEC 12)."""
+    looks_like_data = Path(mapping).name.lower().endswith(DATA_SUFFIXES)
+    yaml_files = [name for name in files if Path(name).suffix.lower() in (".yaml", ".yml")]
+    if looks_like_data or yaml_files:
+        given = yaml_files[0] if yaml_files else files[0] if files else "?"
+        raise UsageError(
+            f"the export and the mapping look swapped: {given} is given as the export and {mapping} as the mapping.",
+            "Give the export first and the mapping after -m: t360 validate EXPORT -m MAPPING.yaml.",
+        )
+
+
 def plan(opts: RunOptions, settings: Settings) -> Plan:
     """An upload's (or validate's) plan: the log is named after the first input and a fingerprint."""
+    check_not_swapped(opts.files, opts.mapping)
     mapping = load_mapping(Path(opts.mapping))
     inputs = open_inputs(mapping, opts.files)
     head = header(mapping, Path(opts.mapping), inputs, settings, opts.limit)

@@ -258,7 +258,7 @@ def _unmapped(kind: str, column: str, guessed: Guess, sample: list[str], taken: 
         name = meant
     elif meant != name:
         spec = spec[:-1] + ", extra: true}"
-    example = f"  e.g. {quote(sample[0])}" if sample else ""
+    example = f"   # e.g. {quote(sample[0])}" if sample else ""  # uncommented, still valid YAML
     return f"{_key(name)}: {spec}{example}"
 
 

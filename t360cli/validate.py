@@ -177,5 +177,6 @@ def refuse_nul(checked: Checked, records: pa.Array | None) -> Checked:
 def _not_agreed(name: str, value: str, agreed_values: tuple[str, ...]) -> str:
     what = "KPI" if name == "eventname" else "value"
     close = closest(value, agreed_values)
-    hint = f"did you mean {close}?" if close else f"agreed: {', '.join(agreed_values[:10])}"
-    return f"{name}: '{value}' is not an agreed {what}; {hint}"
+    if close:
+        return f"{name}: '{value}' is not an agreed {what}; did you mean {close}?"
+    return f"{name}: '{value}' is not an agreed {what} (agreed: {', '.join(agreed_values[:10])})"

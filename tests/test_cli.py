@@ -589,3 +589,15 @@ def test_validate_show_prints_the_first_records_as_sent(tmp_path: Path) -> None:
         both.stderr
         == "error: --show and --report - both print to standard output. Write the report to a file instead.\n"
     )
+
+
+def test_export_and_mapping_swapped_are_named(tmp_path: Path) -> None:
+    """SPEC 12: FILE and -m given the wrong way round: say so, not "save the mapping as UTF-8"."""
+    (tmp_path / "deals.csv").write_text("Deal;Login\n1;2\n", encoding="cp1252")
+    (tmp_path / "deals.yaml").write_text("kind: activities\nfields:\n  customerid: Login\n")
+    out = cli("validate", "deals.yaml", "-m", "deals.csv", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr == (
+        "error: the export and the mapping look swapped: deals.yaml is given as the export and deals.csv as the "
+        "mapping. Give the export first and the mapping after -m: t360 validate EXPORT -m MAPPING.yaml.\n"
+    )

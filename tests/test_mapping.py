@@ -283,3 +283,20 @@ def test_strip_and_unmapped_keys(tmp_path: Path) -> None:
     assert specs["country"].unmapped == "keep" and specs["balance"].strip == "€$% "
     bad = error_of(tmp_path, "kind: customers\nfields:\n  customerId: {column: L, unmapped: keep}\n")
     assert "unmapped is `keep` or `reject`, beside a map:" in bad
+
+
+def test_every_missing_column_is_reported_at_once(tmp_path: Path) -> None:
+    m = load_mapping(
+        write(
+            tmp_path,
+            "kind: customers\nfields:\n  customerId: Client Id\n  regtime: {column: Registred, type: datetime}\n"
+            "  lastName: Surnme\n  country: Country\n",
+        )
+    )
+    with pytest.raises(MappingError) as info:
+        check_columns(m, "c.csv", ["Login", "Registered", "Surname", "Country"])
+    lines = str(info.value).splitlines()
+    assert lines[0] == f"{m.path} names 3 columns that are not in c.csv:"
+    assert lines[1].startswith("• line 3: column 'Client Id' is not in c.csv.")
+    assert lines[2] == "• line 4: column 'Registred' is not in c.csv. Did you mean 'Registered'?"
+    assert lines[3].startswith("• line 5: column 'Surnme' is not in c.csv. Did you mean 'Surname'?")

@@ -239,7 +239,7 @@ def test_metatrader_deals(here: Path) -> None:
     assert parsed["fields"]["createtime"] == {"column": "Time", "type": "datetime", "format": "%Y.%m.%d %H:%M:%S"}
     assert parsed["fields"]["eventid"] == {"column": "Deal"}  # Deal, not Order
     assert parsed["source"] == {"encoding": "cp1252", "delimiter": ";", "decimal": ","}
-    assert '#  Volume: {column: "Volume", type: decimal}  e.g. "1,00"' in text  # the guide's spelling
+    assert '#  Volume: {column: "Volume", type: decimal}   # e.g. "1,00"' in text  # the guide's spelling
     assert 'e.g. "María Sánchez"' in text and 'e.g. "Dépôt carte bancaire"' in text  # plain UTF-8
     assert "\\u00" not in text
     report = validate(SAMPLES / "mt_deals.csv", here / "mt.yaml", here / "r.json")
@@ -436,3 +436,15 @@ def test_the_options_through_the_command_line(tmp_path: Path) -> None:
     assert (
         bad.returncode == 2 and "--format must be one of csv, tsv, xlsx, jsonl, json, parquet, not 'xls'." in bad.stderr
     )
+
+
+def test_uncommented_starter_lines_are_valid_yaml(tmp_path: Path) -> None:
+    """The starter says "uncomment to send them as additional fields": uncommented, the
+    mapping must still load (the example value is a YAML comment)."""
+    from t360cli.starter import init_command
+
+    text = init_command(str(SAMPLES / "mt_deals.csv"), "activities", None, False).text
+    uncommented = "\n".join(line[1:] if line.startswith("#  ") else line for line in text.splitlines())
+    (tmp_path / "all.yaml").write_text(uncommented, encoding="utf-8")
+    mapping = load_mapping(tmp_path / "all.yaml")
+    assert {"Volume", "comment"} <= {spec.target for spec in mapping.fields}

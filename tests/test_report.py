@@ -290,3 +290,12 @@ def test_a_rejects_file_fed_back_reads_the_original_values(tmp_path: Path, ragge
     assert [row[-2:] for row in r2[1:] if row[2] == "customerId: required, but empty"] == [
         row[-2:] for row in r1[1:] if row[2] == "customerId: required, but empty"
     ]
+
+
+def test_an_agreed_values_reason_is_one_rule() -> None:
+    """The agreed values are in parentheses: "; agreed:" would read as a second field's rule."""
+    from t360cli.tally import reason_rules
+
+    assert reason_rules("eventname: 'Bonus' is not an agreed KPI (agreed: Deposit, Withdrawal)") == [
+        "eventname: not an agreed KPI (agreed: Deposit, Withdrawal)"
+    ]

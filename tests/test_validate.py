@@ -348,7 +348,7 @@ def test_contract_allowed_and_customers_must_have(tmp_path: Path) -> None:
     assert len(records) == 1 and pipe.counts.rows_rejected == 2
     assert buffer == [
         ("a.csv", 3, "eventname: 'Deposti' is not an agreed KPI; did you mean Deposit?"),
-        ("a.csv", 4, "product_line: 'Stocks' is not an agreed value; agreed: FX, CFD"),
+        ("a.csv", 4, "product_line: 'Stocks' is not an agreed value (agreed: FX, CFD)"),
     ]
 
     (tmp_path / "c.csv").write_text("Login,Tag,Country\n1,,DE\n2,t,\n1,t,DE\n3,,\n")

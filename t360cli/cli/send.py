@@ -73,6 +73,7 @@ def validate(
     files: Files,
     mapping: MappingOpt,
     config: ConfigOpt = None,
+    base_url: BaseUrlOpt = None,
     batch_size: BatchOpt = None,
     rejects: RejectsOpt = None,
     report: ReportOpt = None,
@@ -91,7 +92,7 @@ def validate(
     opts = RunOptions(
         files, mapping, True, limit, max_rejects, rejects=rejects, report=report, min_rows=min_rows, show=show
     )
-    _send(config, {"batch_size": batch_size}, quiet, verbose, opts)
+    _send(config, {"batch_size": batch_size, "base_url": base_url}, quiet, verbose, opts)
 
 
 def _send(config: str | None, cli: dict[str, object], quiet: bool, verbose: bool, opts: RunOptions) -> None:

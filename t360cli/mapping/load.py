@@ -178,12 +178,23 @@ def _contract_defaults(checker: Checker, kind: str, spec: FieldSpec) -> None:
 
 
 def check_columns(mapping: Mapping, source_name: str, header: Sequence[str]) -> None:
-    """A column the mapping names must be in the file's header (exactly, after trimming)."""
+    """Every column the mapping names must be in the file's header (exactly, after trimming);
+    the ones that are not are reported all at once, each with the closest header."""
     present = set(header)
-    for column, line in mapping.columns_used().items():
-        if column not in present:
-            raise MappingError(
-                f"{mapping.path}, line {line}: column '{column}' is not in {source_name}."
-                f"{did_you_mean(column, header)}",
-                f"Its columns are: {', '.join(header[:30])}{' ...' if len(header) > 30 else ''}.",
-            )
+    missing = [(column, line) for column, line in mapping.columns_used().items() if column not in present]
+    if not missing:
+        return
+    columns = f"Its columns are: {', '.join(header[:30])}{' ...' if len(header) > 30 else ''}."
+    if len(missing) == 1:
+        column, line = missing[0]
+        raise MappingError(
+            f"{mapping.path}, line {line}: column '{column}' is not in {source_name}.{did_you_mean(column, header)}",
+            columns,
+        )
+    bullets = [
+        f"• line {line}: column '{column}' is not in {source_name}.{did_you_mean(column, header)}"
+        for column, line in sorted(missing, key=lambda item: item[1])
+    ]
+    raise MappingError(
+        f"{mapping.path} names {len(missing)} columns that are not in {source_name}:\n" + "\n".join(bullets), columns
+    )
