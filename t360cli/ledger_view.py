@@ -68,6 +68,7 @@ class RunLedger:
     as_of: datetime | None  # the progress log's start: entries acknowledged later are ignored
     skips: bool = True  # False with --restart: nothing is unchanged, nothing conflicts
     job_customers: U64 | None = None  # sorted id hashes of the valid customers of this job's customers feeds
+    in_job: bool = False  # a customers feed of a job keeps its customers' ids for the activities feeds
 
     def __post_init__(self) -> None:
         # an empty view (a first backfill, a new target) is answered without a lookup
@@ -210,4 +211,5 @@ def run_ledger(
     path = state_dir / FILE_NAME
     with Ledger.open(path, Target.of(settings.base_url, key), read_only=read_only, state_dir=state_dir) as ledger:
         job_customers = job.sorted() if job is not None and kind == "activities" else None
-        yield RunLedger(ledger, kind, as_of or datetime.now(UTC), skips=not restart, job_customers=job_customers)
+        moment = as_of or datetime.now(UTC)
+        yield RunLedger(ledger, kind, moment, skips=not restart, job_customers=job_customers, in_job=job is not None)

@@ -243,7 +243,7 @@ class Pipeline:
         counts.rows_duplicate += int(np.count_nonzero(dup))
         counts.records_unchanged += int(np.count_nonzero(unchanged))
         self._note_orphans(values, (keep & verdict.orphan) | refusals["orphan"])
-        if self.ledger is not None and self.kind == "customers":
+        if self.ledger is not None and self.ledger.in_job and self.kind == "customers":
             self._customer_keys.append(verdict.ids[keep | unchanged])
         self.totals.merge(prepared.totals)
         if not keep.all():
