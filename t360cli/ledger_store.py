@@ -32,7 +32,7 @@ from t360cli.errors import T360Error
 
 APPLICATION_ID = 0x74333630  # "t360"
 FORMAT = 1  # PRAGMA user_version
-CACHE_KIB = 4_096  # page cache per connection: the interior pages of a 10M-entry table (~1 MB) fit; more buys nothing
+CACHE_KIB = 2_048  # page cache per connection: the interior pages of a 10M-entry table (~1 MB) fit; more buys nothing
 PROBE = 500  # ids per SELECT ... IN (...): padded to this size, so one prepared statement serves all
 BUSY_TIMEOUT_S = 10.0
 
