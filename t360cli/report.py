@@ -57,7 +57,17 @@ class RejectsWriter:
             try:
                 self._write(source, line, reason, cells)
             except OSError as exc:
+                self._abandon()  # a full disk gets its space back: no temporary file is left
                 raise WriteFailed.from_os_error(self.path, exc) from exc
+
+    def _abandon(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+        self._file, self._writer = None, None
+        if self._tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._tmp)
 
     def _open(self) -> Writer:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,8 +110,9 @@ class RejectsWriter:
             raise WriteFailed.from_os_error(self.path, exc) from exc
         finally:
             self._file = None
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            for leftover in (tmp, tmp.with_name(tmp.name + ".sorted")):
+                with contextlib.suppress(OSError):
+                    os.unlink(leftover)
         return self.path
 
     def _key(self, source: str, line: int) -> tuple[int, int]:

@@ -195,11 +195,14 @@ async def deliver_plan(
 
 
 def resume_note(log: RunLog, prior: dict[int, LogEntry]) -> str:
-    """`resuming LOG: A of B batches already acknowledged` (B: the batches the log knows of)."""
+    """`resuming LOG: A of B batches already acknowledged`; B only when an earlier attempt
+    finished and so knew how many batches the run has (an interrupted one did not)."""
     acked = sum(1 for line in prior.values() if line.get("status") == "acked")
     totals = [line["summary"].get("batches_total") for line in log.entries if "summary" in line]
-    known = max([len(prior), *(total for total in totals if type(total) is int)])
-    return f"resuming {log.path}: {acked} of {known} batches already acknowledged"
+    known = [total for total in totals if type(total) is int and total >= len(prior)]
+    if known:
+        return f"resuming {log.path}: {acked} of {known[-1]} batches already acknowledged"
+    return f"resuming {log.path}: {acked} batches already acknowledged; the rest are read and sent now"
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import Any
 from t360cli import contract, readers
 from t360cli.errors import InputError, UsageError
 from t360cli.readers.base import _format_of
+from t360cli.readers.xlsx import open_sheet
 
 SNIFF_BYTES = 1 << 20
 SCAN_LINES = 50  # lines (rows) looked at for a delimiter or a header
@@ -318,11 +319,14 @@ def _sheet_heads(path: Path, kind: str) -> list[_SheetHead]:
         else:  # gzipped, or named .xls or nothing: calamine tells the format by the name, so give it bytes
             with gzip.open(path, "rb") if readers.is_gzipped(path) else open(path, "rb") as f:
                 wb = CalamineWorkbook.from_object(io.BytesIO(f.read(MAX_WORKBOOK + 1)))
-        return [_head_of(name, wb.get_sheet_by_name(name), kind) for name in wb.sheet_names]
+        names = list(wb.sheet_names)
     except BaseException as e:  # calamine raises its own types, and PanicException (a BaseException)
         if isinstance(e, (KeyboardInterrupt, SystemExit, GeneratorExit)):
             raise
         return []
+    # each sheet opened the way the reader opens it: its real extent checked first, so a
+    # stray cell far away is a sentence (InputError), never a sheet allocated whole
+    return [_head_of(name, open_sheet(path, name), kind) for name in names]
 
 
 def _head_of(name: str, sheet: Any, kind: str) -> _SheetHead:

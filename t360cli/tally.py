@@ -19,11 +19,12 @@ from t360cli.readers import Chunk, Source
 
 # -- reject reasons grouped by field and rule (SPEC 10: the summary's top five) ----------------------
 
-_VALUE = re.compile(r"'.*?'(?= (?:is|does|was) )")  # the cell in "'abc' is not a number"
+_VALUE = re.compile(r"'.*?'(?= (?:is|does|was|has|holds) )")  # the cell in "'abc' is not a number"
 _HOLE = "\x00"  # where the value was, until the rule is tidied
 _SPLIT = re.compile(r"; (?=[A-Za-z_][\w.\-]*: )")  # "; " before the next field's name, not "; set format:"
 _TIDY = (
     (re.compile(_HOLE + " is "), ""),  # "createtime: '03/04' is not ..." -> "createtime: not ..."
+    (re.compile(_HOLE + " has "), "has "),  # "Value: '1234...' has more than 38 ..." -> "Value: has more than ..."
     (re.compile(_HOLE + " "), ""),  # "... 'x' does not match format %d" -> "... does not match format %d"
     (re.compile(r"^([^:]+: )\d+ characters, at most (\d+)$"), r"\1more than \2 characters"),
     (re.compile(r"^\d+ cells, the header has (\d+)$"), r"wrong number of cells (the header has \1)"),

@@ -299,3 +299,11 @@ def test_an_agreed_values_reason_is_one_rule() -> None:
     assert reason_rules("eventname: 'Bonus' is not an agreed KPI (agreed: Deposit, Withdrawal)") == [
         "eventname: not an agreed KPI (agreed: Deposit, Withdrawal)"
     ]
+
+
+def test_oversized_numbers_group_under_one_rule() -> None:
+    from t360cli.tally import reason_rules
+
+    assert reason_rules("Value: '7777777777777777777777777777777777777777777' has more than 38 significant digits") == [
+        "Value: has more than 38 significant digits"
+    ]

@@ -306,3 +306,26 @@ def test_an_html_page_saved_as_xls_is_named(tmp_path):
     p.write_text("<html><body><table><tr><td>id</td></tr><tr><td>1</td></tr></table></body></html>")
     with pytest.raises(InputError, match="is an HTML page saved with an Excel name"):
         read_header(p, SourceOptions())
+
+
+@pytest.mark.parametrize("far", ["XFD1048576", "A1048576"])
+def test_mapping_init_on_a_workbook_with_a_stray_cell_is_one_sentence(tmp_path, far):
+    """SPEC 11: `mapping init` opens sheets as the reader does (its real extent checked first):
+    a stray cell far away is a sentence, never an allocation of the whole range."""
+    import subprocess
+    import sys
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["Login", "Date", "Amount", "Currency", "Status"])
+    ws.append(["1", "2025-07-01 10:00", 2.5, "EUR", "Approved"])
+    ws[far] = "x"  # with five columns, a million rows is more than a sheet may take
+    wb.save(tmp_path / "stray.xlsx")
+    t360 = Path(sys.executable).with_name("t360")
+    out = subprocess.run(
+        [str(t360), "mapping", "init", "stray.xlsx", "--kind", "activities"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2 and "too large a range to load" in out.stderr and "Traceback" not in out.stderr

@@ -13,6 +13,7 @@ import io
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -117,6 +118,12 @@ def _xl_sheet(src: Source, opts: SourceOptions) -> _Sheet:
             raise
         raise InputError(f"{src.name}: sheet {scan.name!r} is damaged ({_why(e)}).", _REDO) from e
     return _Sheet(src, sheet, scan, max(1, opts.header_row), max(0, opts.skip_footer))
+
+
+def open_sheet(path: Path, sheet: str | int | None) -> Any:
+    """A sheet as python-calamine gives it, once its real extent has been checked (for
+    `mapping init`, which looks at a workbook's sheets itself)."""
+    return _xl_sheet(Source(0, path, str(path), "xlsx"), SourceOptions(sheet=sheet)).xl
 
 
 def _why(e: BaseException) -> str:

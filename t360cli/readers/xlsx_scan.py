@@ -28,7 +28,7 @@ MAX_SHEET_XML = 1 << 30  # one sheet's XML (a 50 MB workbook expands to ~500 MB 
 MAX_ZIP_ENTRIES = 10_000
 MAX_ERRORS = 200_000  # error cells remembered per sheet
 MAX_SIXTIES = 200_000
-LOAD_BUDGET = 320 << 20  # bytes calamine may take for one sheet: 32 per cell of the range, 40 per value
+LOAD_BUDGET = 320 << 20  # bytes one sheet may take: 64 per cell of its range (calamine, then rows), 40 per value
 _BLOCK = 1 << 20
 _MAX_CARRY = 32 << 20
 _RECOUNT = 1_000_000  # a range too large by the fast count is counted exactly up to this many cells (~5 s)
@@ -335,7 +335,7 @@ def _cell_ref(src: Source, scan: SheetScan, ref: str) -> tuple[int, int]:
 
 def _fits(scan: SheetScan) -> bool:
     rows, cols = scan.last_row - scan.first_row + 1, scan.last_col - scan.first_col + 1
-    return not scan.cells or 32 * rows * cols + 40 * scan.cells <= LOAD_BUDGET
+    return not scan.cells or 64 * rows * cols + 40 * scan.cells <= LOAD_BUDGET
 
 
 def _check_budget(src: Source, scan: SheetScan) -> None:
