@@ -266,7 +266,8 @@ class Presence:
             lacks_now = int(np.count_nonzero(latest & bit == 0))
             lacked = int(np.count_nonzero(found & (before & bit == 0)))
             self.counts[name] += lacks_now - lacked
-        self.index.put_sorted(keys, latest)
+        small = latest.astype(np.uint8) if len(self.fields) <= 8 else latest  # 1 byte a customer, not 8
+        self.index.put_sorted(keys, small)
 
     def missing(self) -> dict[str, int]:
         """Per field: customers whose latest record lacks it."""
