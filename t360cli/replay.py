@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shlex
 import time
 from collections import Counter
@@ -188,7 +189,9 @@ def finishing_command(header: LogHeader, log_path: Path) -> str:
     """The header's command line, else `t360 upload FILES -m MAPPING --log LOG` (a rerun resumes)."""
     recorded = header.get("command")
     if isinstance(recorded, list) and recorded and all(isinstance(part, str) for part in recorded):
-        return shlex.join(recorded)
+        cwd = header.get("cwd")  # the command's relative paths are the folder's it ran in
+        where = f"cd {shlex.quote(cwd)} && " if isinstance(cwd, str) and cwd and cwd != os.getcwd() else ""
+        return where + shlex.join(recorded)
     if isinstance(recorded, str) and recorded.strip():
         return recorded
     words = ["t360", "upload", *(str(f.get("path")) for f in header.get("files", [])), "-m", str(header.get("mapping"))]
