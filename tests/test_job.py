@@ -321,3 +321,30 @@ def test_the_sample_job_dry_runs(tmp_path: Path) -> None:
     ]
     assert report["feeds"][-1] == {"name": "bonuses", "skipped": "no file matches bonuses-*.csv"}
     assert [feed["exit_code"] for feed in report["feeds"][:-1]] == [1] * 5
+
+
+def test_the_demo_job_is_next_night_and_sends_nothing_twice(tmp_path: Path) -> None:
+    """`t360 demo` ends with the sample job as the next night would run it: new progress logs,
+    the same ledger, so the activities it uploaded count as unchanged and are not sent again."""
+    from t360cli.demo import run_demo
+
+    class Quiet:
+        lines: list[str] = []
+
+        def sandbox_started(self, url: str, root: Path) -> None: ...
+
+        def uploaded(self, upload: object) -> None: ...
+
+        def job_line(self, text: str) -> None:
+            self.lines.append(text)
+
+    result = run_demo(Quiet(), str(tmp_path))
+    assert result.job is not None and result.job.exit_code == 1 and not result.unclean
+    feeds = {feed.name: feed.report for feed in result.job.feeds if feed.report is not None}
+    for name in ("deposits", "withdrawals", "daily", "rebates"):
+        report = feeds[name]
+        assert report is not None
+        assert report.counts.records_sent == 0 and report.counts.rows_unchanged == report.counts.rows_read - (
+            report.counts.rows_rejected + report.counts.rows_filtered + report.counts.rows_duplicate
+        )
+    assert result.received.stats["duplicates_ignored"] == 0
