@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import socketserver
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,3 +56,16 @@ def run_pipeline(
     text = written.read_text(encoding="utf-8").replace(str(tmp) + "/", "") if written else None
     records = [r for body in bodies for r in orjson.loads(body)]
     return Outcome(pipe.counts, records, bodies, text, pipe.totals.as_json(), pipe.where_seen())
+
+
+@contextmanager
+def serving(server: socketserver.BaseServer) -> Iterator[socketserver.BaseServer]:
+    """A stdlib server answering in a thread while the block runs; shut down and joined after."""
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

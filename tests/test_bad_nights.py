@@ -9,7 +9,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +31,7 @@ from conftest import (
     settings_for,
     write,
 )
+from helpers import serving
 
 from t360cli import run as run_module
 from t360cli.errors import DeliveryIncomplete, ExitCode, TooFewRows
@@ -233,14 +233,8 @@ def tls_server(cert: Path, key: Path) -> Iterator[Any]:
     context.load_cert_chain(cert, key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
     server.records = 0
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def test_a_self_signed_certificate_stops_at_once_and_ca_bundle_fixes_it(tmp_path, self_signed) -> None:

@@ -251,11 +251,12 @@ def test_401_is_an_auth_refusal_without_the_key():
     assert len(seen) == 1 and sender.halted == res.error
 
 
-def test_401_stops_concurrent_sends():
-    """Four sends in flight; the first answer is 401, the others 503: 4 requests in all."""
+def four_sends_first_answered(status: int, records: int) -> tuple[list[SendResult], SendResult, int]:
+    """Four sends in flight; the first request is answered `status`, the others 503; then
+    one more send. (results, the later send, requests made)."""
     count = 0
 
-    async def go():
+    async def go() -> tuple[list[SendResult], SendResult]:
         arrived = asyncio.Event()
 
         async def handler(request: httpx.Request) -> httpx.Response:
@@ -265,17 +266,21 @@ def test_401_stops_concurrent_sends():
             if count == 4:
                 arrived.set()
             await asyncio.wait_for(arrived.wait(), 5)
-            return httpx.Response(401 if mine == 1 else 503)
+            return httpx.Response(status if mine == 1 else 503)
 
         sender = make(handler)
         async with sender:
-            results = await asyncio.gather(
-                *(sender.send(10, part_of(recs(10))) for _ in range(4)), return_exceptions=True
-            )
+            results = await asyncio.gather(*(sender.send(records, part_of(recs(records))) for _ in range(4)))
             later = await sender.send(3, part_of(recs(3)))
-        return results, later
+        return list(results), later
 
     results, later = asyncio.run(go())
+    return results, later, count
+
+
+def test_401_stops_concurrent_sends():
+    """Four sends in flight; the first answer is 401, the others 503: 4 requests in all."""
+    results, later, count = four_sends_first_answered(401, 10)
     assert count == 4
     assert all(isinstance(r, SendResult) for r in results)
     assert sum(r.auth_refused is not None for r in results) == 1
@@ -489,27 +494,7 @@ def test_404_and_405_are_broken_with_the_full_url(status: int):
 
 def test_a_404_halts_every_send_of_the_sender():
     """Four sends in flight; the first answer is 404: no further request, every send fails."""
-    count = 0
-
-    async def go():
-        arrived = asyncio.Event()
-
-        async def handler(request: httpx.Request) -> httpx.Response:
-            nonlocal count
-            count += 1
-            mine = count
-            if count == 4:
-                arrived.set()
-            await asyncio.wait_for(arrived.wait(), 5)
-            return httpx.Response(404 if mine == 1 else 503)
-
-        sender = make(handler)
-        async with sender:
-            results = await asyncio.gather(*(sender.send(5, part_of(recs(5))) for _ in range(4)))
-            later = await sender.send(3, part_of(recs(3)))
-        return results, later
-
-    results, later = asyncio.run(go())
+    results, later, count = four_sends_first_answered(404, 5)
     assert count == 4
     halts = [r.halt for r in results if r.halt is not None]
     assert (

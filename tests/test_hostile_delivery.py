@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import orjson
 import pytest
 from conftest import API_KEY, DEPOSITS_MAPPING, cli, deposit_rows, deposits_csv, mapping, write
+from helpers import serving
 from typer.testing import CliRunner
 
 from t360cli.cli import app
@@ -71,14 +72,8 @@ class _Record(socketserver.BaseRequestHandler):
 @pytest.fixture
 def proxy() -> Iterator[RecordingProxy]:
     server = RecordingProxy()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def proxy_env(url: str) -> dict[str, str]:
